@@ -1,0 +1,37 @@
+# domi — PostgreSQL extension, built with PGXS.
+#
+#   make && sudo make install        build and install into pg_config's PostgreSQL
+#   make installcheck                pg_regress against a running server
+#   make prove_installcheck          TAP tests (they start their own servers)
+#
+# The whole suite, with its own throwaway cluster: scripts/test (see README.md).
+
+EXTENSION = domi
+EXTVERSION = 0.1.0
+
+MODULE_big = domi
+OBJS = \
+	src/domi.o \
+	src/tenant.o
+
+DATA = $(wildcard sql/domi--*.sql)
+
+TESTS = $(sort $(wildcard test/sql/*.sql))
+REGRESS = $(patsubst test/sql/%.sql,%,$(TESTS))
+REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
+
+SHLIB_LINK += -lsodium
+
+EXTRA_CLEAN = build
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: prove_installcheck
+prove_installcheck:
+	rm -rf $(CURDIR)/tmp_check
+	cd $(srcdir) && TESTDIR='$(CURDIR)' PATH="$(bindir):$$PATH" PGPORT='6$(DEF_PGPORT)' \
+		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
+		$(PROVE) -I $(top_builddir)/src/test/perl -I test/t $(PG_PROVE_FLAGS) $(PROVE_FLAGS) \
+		$(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)

@@ -1,0 +1,120 @@
+# scripts/lib.sh — shared by scripts/demo and scripts/test.  Sourced, not run.
+#
+# Sets everything up on a fresh Debian 12 machine (as root, or as a user with
+# sudo), builds and installs domi, and runs throwaway PostgreSQL clusters under
+# the build tree.  PostgreSQL refuses to run as root, so when we are root the
+# server, pg_regress and the TAP tests run as the unprivileged "postgres" user.
+
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${DOMI_BUILD_DIR:-$REPO/build}
+PGPORT_DOMI=${DOMI_PGPORT:-54329}
+PG_MAJOR=15
+PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
+PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+
+# Debian packages the build, the demo and every test suite need.
+APT_PACKAGES=(
+	build-essential
+	postgresql-$PG_MAJOR
+	postgresql-server-dev-$PG_MAJOR
+	postgresql-contrib
+	libsodium-dev
+	libipc-run-perl
+	nodejs
+	npm
+	jq
+)
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# The user that runs servers and tests: ourselves, unless we are root.
+if [ "$(id -u)" -eq 0 ]; then RUN_USER=postgres; else RUN_USER=$(id -un); fi
+
+as_run_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u "$RUN_USER" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+install_packages() {
+	local missing=() pkg
+	for pkg in "${APT_PACKAGES[@]}"; do
+		# node and npm may come from elsewhere than Debian (nodesource, nvm): fine.
+		case $pkg in
+			nodejs) command -v node >/dev/null && continue ;;
+			npm) command -v npm >/dev/null && continue ;;
+		esac
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		say "installing Debian packages: ${missing[*]}"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	fi
+}
+
+build_and_install() {
+	say "building domi (warnings are errors)"
+	make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS=-Werror >/dev/null
+	say "installing domi into $($PG_CONFIG --pkglibdir)"
+	as_root make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+# The unprivileged user must be able to reach and write the build tree.
+prepare_build_dir() {
+	mkdir -p "$BUILD"
+	if [ "$(id -u)" -eq 0 ]; then
+		local dir=$BUILD
+		while ! runuser -u "$RUN_USER" -- test -x "$BUILD" 2>/dev/null && [ "$dir" != / ]; do
+			dir=$(dirname "$dir")
+			if ! runuser -u "$RUN_USER" -- test -x "$dir" 2>/dev/null; then
+				say "letting $RUN_USER traverse $dir (chmod o+x) to reach the build tree"
+				chmod o+x "$dir"
+			fi
+		done
+		chown -R "$RUN_USER" "$BUILD"
+	fi
+}
+
+setup() {
+	install_packages
+	build_and_install
+	prepare_build_dir
+}
+
+# cluster_start NAME [extra postgresql.conf lines...]
+# A throwaway cluster in $BUILD/NAME with domi preloaded, its own port and
+# socket directory.  Stopped by cluster_stop (callers trap EXIT).
+cluster_start() {
+	local name=$1; shift
+	local data=$BUILD/$name/data sock=$BUILD/$name/sock
+	CLUSTER_DATA=$data
+	CLUSTER_SOCK=$sock
+	as_run_user rm -rf "$BUILD/$name"
+	as_run_user mkdir -p "$data" "$sock"
+	as_run_user "$PGBIN/initdb" -D "$data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+	{
+		echo "port = $PGPORT_DOMI"
+		echo "listen_addresses = 'localhost'"
+		echo "unix_socket_directories = '$sock'"
+		echo "shared_preload_libraries = 'domi'"
+		echo "fsync = off"
+		for line in "$@"; do echo "$line"; done
+	} | as_run_user tee -a "$data/postgresql.conf" >/dev/null
+	as_run_user "$PGBIN/pg_ctl" -D "$data" -l "$BUILD/$name/server.log" -w start >/dev/null
+	export PGHOST=$sock PGPORT=$PGPORT_DOMI PGUSER=$RUN_USER
+}
+
+cluster_stop() {
+	if [ -n "${CLUSTER_DATA:-}" ] && [ -f "$CLUSTER_DATA/postmaster.pid" ]; then
+		as_run_user "$PGBIN/pg_ctl" -D "$CLUSTER_DATA" -m fast -w stop >/dev/null || true
+	fi
+}

@@ -1,0 +1,29 @@
+/*
+ * domi.c
+ *		Module entry point. Each concern lives in its own file and registers
+ *		its settings from here, so loading order is in one place.
+ *
+ * The library works both when preloaded (shared_preload_libraries = 'domi')
+ * and when loaded on first use by CREATE EXTENSION or a function call.
+ * Features that need preloading check process_shared_preload_libraries_in_progress
+ * themselves and report a hint when it was not.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "domi.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	domi_tenant_init();
+
+	/* Settings under "domi." that we did not define are typos: say so. */
+	MarkGUCPrefixReserved("domi");
+}

@@ -1,0 +1,12 @@
+/*
+ * domi.h
+ *		Shared declarations for the domi extension: one init function per
+ *		concern, called from _PG_init in domi.c.
+ */
+#ifndef DOMI_H
+#define DOMI_H
+
+/* tenant.c: the domi.tenant_id setting and the tenant context functions */
+extern void domi_tenant_init(void);
+
+#endif							/* DOMI_H */
