@@ -11,8 +11,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${DOMI_BUILD_DIR:-$REPO/build}
 PGPORT_DOMI=${DOMI_PGPORT:-54329}
 PG_MAJOR=15
-PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
-PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
+# DOMI_PG_CONFIG points at another PostgreSQL 15 installation, such as a
+# private copy made by scripts/private-pg for side-by-side work trees.
+PG_CONFIG=${DOMI_PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 
 # Debian packages the build, the demo and every test suite need.
 APT_PACKAGES=(
@@ -86,6 +87,7 @@ prepare_build_dir() {
 
 setup() {
 	install_packages
+	PGBIN=$($PG_CONFIG --bindir)
 	build_and_install
 	prepare_build_dir
 }
