@@ -12,7 +12,9 @@ EXTVERSION = 0.1.0
 MODULE_big = domi
 OBJS = \
 	src/domi.o \
-	src/tenant.o
+	src/tenant.o \
+	src/crypto.o \
+	src/random.o
 
 DATA = $(wildcard sql/domi--*.sql)
 

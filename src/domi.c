@@ -23,6 +23,7 @@ void
 _PG_init(void)
 {
 	domi_tenant_init();
+	domi_crypto_init();
 
 	/* Settings under "domi." that we did not define are typos: say so. */
 	MarkGUCPrefixReserved("domi");

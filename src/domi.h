@@ -9,4 +9,7 @@
 /* tenant.c: the domi.tenant_id setting and the tenant context functions */
 extern void domi_tenant_init(void);
 
+/* crypto.c: libsodium and the random generator (internal API in crypto.h) */
+extern void domi_crypto_init(void);
+
 #endif							/* DOMI_H */
