@@ -104,13 +104,19 @@ domi_random_bytes(void *buf, size_t len)
 	}
 }
 
-/* Called once from _PG_init, after sodium_init(). */
+/*
+ * Called once from _PG_init, after sodium_init().  The generator is seeded
+ * right away, which with shared_preload_libraries means in the postmaster:
+ * every backend and parallel worker then inherits a seeded state and must
+ * replace it, so the fork guards are exercised on every connection and the
+ * nonce test (test/t/002_crypto_nonces.pl) fails if they ever stop working.
+ */
 void
 domi_random_init(void)
 {
-	random_forget();
 	if (pthread_atfork(NULL, NULL, random_forget) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not register the fork handler of the random generator")));
+	random_seed();
 }
