@@ -30,23 +30,91 @@ PG_FUNCTION_INFO_V1(domi_secretbox_open_text);
 /* The largest plaintext whose box still fits in one bytea value. */
 #define MAX_PLAINTEXT_BYTES (MaxAllocSize - VARHDRSZ - DOMI_BOX_OVERHEAD)
 
+/*
+ * Short values, the common case for column encryption, get their own path.
+ * NaCl defines secretbox as: subkey = HSalsa20(key, nonce[0..16]); stream =
+ * Salsa20(subkey, nonce[16..24]); the first 32 stream bytes are the Poly1305
+ * key and the rest is XORed with the message.  crypto_secretbox_easy asks
+ * for that stream in pieces shorter than 256 bytes when the message is
+ * short, and libsodium's vectorised Salsa20 computes such pieces one 64-byte
+ * block at a time; asked for whole 256-byte runs it computes 4 or 8 blocks
+ * at once, about three times faster per 200-byte value (bench/crypto).  So
+ * for short values we take the whole stream at once, rounded up to 256
+ * bytes, and apply it ourselves: the same bytes (test/interop checks every
+ * length on both paths against libsodium-wrappers and tweetnacl).
+ */
+#define SHORT_STREAM_BYTES	512
+#define STREAM_RUN_BYTES	256
+#define POLY_KEY_BYTES		crypto_onetimeauth_poly1305_KEYBYTES	/* 32 */
+#define SHORT_MAX_BYTES		(SHORT_STREAM_BYTES - POLY_KEY_BYTES)
+
+/* Fill stream with the secretbox keystream for nonce and key, whole runs. */
+static void
+short_stream(unsigned char *stream, size_t len, const unsigned char *nonce,
+			 const unsigned char *key)
+{
+	unsigned char subkey[crypto_core_hsalsa20_OUTPUTBYTES];
+	size_t		runs = (POLY_KEY_BYTES + len + STREAM_RUN_BYTES - 1) / STREAM_RUN_BYTES;
+
+	crypto_core_hsalsa20(subkey, nonce, key, NULL);
+	crypto_stream_salsa20(stream, runs * STREAM_RUN_BYTES, nonce + 16, subkey);
+	sodium_memzero(subkey, sizeof(subkey));
+}
+
+static inline void
+xor_bytes(unsigned char *out, const unsigned char *in, const unsigned char *pad,
+		  size_t len)
+{
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+		out[i] = in[i] ^ pad[i];
+}
+
 void
 domi_seal_raw(unsigned char *box, const unsigned char *msg, size_t len,
 			  const unsigned char *key)
 {
+	unsigned char *mac = box + DOMI_NONCE_BYTES;
+	unsigned char *ciphertext = box + DOMI_BOX_OVERHEAD;
+	unsigned char stream[SHORT_STREAM_BYTES];
+
 	domi_random_bytes(box, DOMI_NONCE_BYTES);
-	/* Cannot fail: it only rejects lengths beyond what we can allocate. */
-	(void) crypto_secretbox_easy(box + DOMI_NONCE_BYTES, msg, len, box, key);
+	if (len > SHORT_MAX_BYTES)
+	{
+		/* Cannot fail: it only rejects lengths beyond what we can allocate. */
+		(void) crypto_secretbox_easy(mac, msg, len, box, key);
+		return;
+	}
+	short_stream(stream, len, box, key);
+	xor_bytes(ciphertext, msg, stream + POLY_KEY_BYTES, len);
+	crypto_onetimeauth_poly1305(mac, ciphertext, len, stream);
+	sodium_memzero(stream, sizeof(stream));
 }
 
 bool
 domi_open_raw(unsigned char *msg, const unsigned char *box, size_t boxlen,
 			  const unsigned char *key)
 {
+	const unsigned char *mac = box + DOMI_NONCE_BYTES;
+	const unsigned char *ciphertext = box + DOMI_BOX_OVERHEAD;
+	size_t		len;
+	unsigned char stream[SHORT_STREAM_BYTES];
+	bool		authentic;
+
 	Assert(boxlen >= DOMI_BOX_OVERHEAD);
-	return crypto_secretbox_open_easy(msg, box + DOMI_NONCE_BYTES,
-									  boxlen - DOMI_NONCE_BYTES,
-									  box, key) == 0;
+	len = boxlen - DOMI_BOX_OVERHEAD;
+	if (len > SHORT_MAX_BYTES)
+		return crypto_secretbox_open_easy(msg, mac, boxlen - DOMI_NONCE_BYTES,
+										  box, key) == 0;
+
+	short_stream(stream, len, box, key);
+	/* Constant-time check of the MAC, and nothing decrypted unless it holds. */
+	authentic = crypto_onetimeauth_poly1305_verify(mac, ciphertext, len, stream) == 0;
+	if (authentic)
+		xor_bytes(msg, ciphertext, stream + POLY_KEY_BYTES, len);
+	sodium_memzero(stream, sizeof(stream));
+	return authentic;
 }
 
 bytea *
