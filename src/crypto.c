@@ -156,7 +156,7 @@ domi_open(const char *box, Size boxlen, const unsigned char *key)
 	if (!domi_open_raw((unsigned char *) VARDATA(plain),
 					   (const unsigned char *) box, boxlen, key))
 	{
-		/* libsodium writes nothing on failure, but leave nothing behind. */
+		/* Nothing was written to it: a failed box yields no bytes at all. */
 		pfree(plain);
 		ereport(ERROR,
 				(errcode(DOMI_ERRCODE_AUTH_FAILED),

@@ -83,7 +83,7 @@ domi_random_bytes(void *buf, size_t len)
 	unsigned char *out = buf;
 
 	/* Cheap per call: MyProcPid is a variable, not a system call. */
-	if (unlikely(state.owner != MyProcPid || state.owner == 0))
+	if (unlikely(state.owner != MyProcPid))
 		random_seed();
 
 	while (len > 0)
