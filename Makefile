@@ -14,7 +14,8 @@ OBJS = \
 	src/domi.o \
 	src/tenant.o \
 	src/crypto.o \
-	src/random.o
+	src/random.o \
+	src/rls.o
 
 DATA = $(wildcard sql/domi--*.sql)
 

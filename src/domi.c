@@ -24,6 +24,7 @@ _PG_init(void)
 {
 	domi_tenant_init();
 	domi_crypto_init();
+	domi_rls_init();
 
 	/* Settings under "domi." that we did not define are typos: say so. */
 	MarkGUCPrefixReserved("domi");

@@ -12,4 +12,7 @@ extern void domi_tenant_init(void);
 /* crypto.c: libsodium and the random generator (internal API in crypto.h) */
 extern void domi_crypto_init(void);
 
+/* rls.c: the domi.rls_guard and domi.tenant_column settings, policy trees */
+extern void domi_rls_init(void);
+
 #endif							/* DOMI_H */

@@ -1,0 +1,377 @@
+/*
+ * rls.c
+ *		Row-level security: the guard settings and the reading of policy
+ *		expressions as trees for domi.rls_audit().
+ *
+ * The installers, the audit's catalog queries, the isolation proof and the
+ * guard's event trigger are SQL and PL/pgSQL (sql/domi--0.1.0.sql): they are
+ * catalog DDL and queries, which a C wrapper would only embed as strings.
+ * What needs C is reading pg_policy.polqual and polwithcheck: they are
+ * serialized expression trees (pg_node_tree), and a text pattern over
+ * pg_get_expr() output cannot tell "tenant_id = x AND ..." from
+ * "tenant_id = x OR true", nor a call inside a sub-select (evaluated once per
+ * query, as an initplan) from the same call evaluated for every row.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "nodes/primnodes.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_func.h"
+#include "rewrite/rewriteManip.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/ruleutils.h"
+
+#include "domi.h"
+
+PG_FUNCTION_INFO_V1(domi_policy_compares_tenant);
+PG_FUNCTION_INFO_V1(domi_policy_per_row_calls);
+PG_FUNCTION_INFO_V1(domi_policy_initplan_form);
+
+/* domi.rls_guard: what the event trigger does with an unprotected tenant table */
+typedef enum RlsGuardMode
+{
+	RLS_GUARD_OFF,
+	RLS_GUARD_WARN,
+	RLS_GUARD_ERROR,
+	RLS_GUARD_ENABLE
+} RlsGuardMode;
+
+static const struct config_enum_entry rls_guard_options[] = {
+	{"off", RLS_GUARD_OFF, false},
+	{"warn", RLS_GUARD_WARN, false},
+	{"error", RLS_GUARD_ERROR, false},
+	{"enable", RLS_GUARD_ENABLE, false},
+	{NULL, 0, false}
+};
+
+static int	rls_guard_mode = RLS_GUARD_WARN;
+static char *rls_tenant_column = NULL;
+
+void
+domi_rls_init(void)
+{
+	/*
+	 * Both settings are USERSET: the guard catches a forgotten policy, it is
+	 * not a security boundary (a table's owner may disable RLS on it
+	 * anyway), and migrations must be able to say SET LOCAL
+	 * domi.rls_guard = off around a deliberate exception.
+	 */
+	DefineCustomEnumVariable("domi.rls_guard",
+							 "What to do when a table gains the tenant column without tenant row-level security.",
+							 "off: nothing; warn: a warning; error: refuse the DDL; enable: install domi's tenant policy.",
+							 &rls_guard_mode,
+							 RLS_GUARD_WARN,
+							 rls_guard_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("domi.tenant_column",
+							   "The name of the tenant column that the RLS guard and audit look for.",
+							   NULL,
+							   &rls_tenant_column,
+							   "tenant_id",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+}
+
+/*
+ * The functions that yield the current tenant: domi.current_tenant() and
+ * domi.require_tenant().  Looked up by name each call; the audit calls us
+ * once per policy, so caching would buy nothing.
+ */
+typedef struct TenantFuncs
+{
+	Oid			current_tenant;
+	Oid			require_tenant;
+} TenantFuncs;
+
+static void
+lookup_tenant_funcs(TenantFuncs *funcs)
+{
+	funcs->current_tenant =
+		LookupFuncName(list_make2(makeString("domi"), makeString("current_tenant")),
+					   0, NULL, true);
+	funcs->require_tenant =
+		LookupFuncName(list_make2(makeString("domi"), makeString("require_tenant")),
+					   0, NULL, true);
+}
+
+static Node *
+strip_relabel(Node *node)
+{
+	while (node && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	return node;
+}
+
+/* A call of domi.current_tenant() or domi.require_tenant(). */
+static bool
+is_tenant_call(Node *node, const TenantFuncs *funcs)
+{
+	FuncExpr   *func;
+
+	node = strip_relabel(node);
+	if (node == NULL || !IsA(node, FuncExpr))
+		return false;
+	func = (FuncExpr *) node;
+	return OidIsValid(func->funcid) &&
+		(func->funcid == funcs->current_tenant ||
+		 func->funcid == funcs->require_tenant);
+}
+
+/*
+ * The current tenant, called directly or as "(SELECT domi.current_tenant())":
+ * a scalar sub-select with no FROM, no WHERE and that one output column.
+ */
+static bool
+is_tenant_source(Node *node, const TenantFuncs *funcs)
+{
+	SubLink    *sublink;
+	Query	   *query;
+	TargetEntry *tle;
+
+	node = strip_relabel(node);
+	if (is_tenant_call(node, funcs))
+		return true;
+	if (node == NULL || !IsA(node, SubLink))
+		return false;
+	sublink = (SubLink *) node;
+	if (sublink->subLinkType != EXPR_SUBLINK || !IsA(sublink->subselect, Query))
+		return false;
+	query = (Query *) sublink->subselect;
+	if (query->commandType != CMD_SELECT || query->rtable != NIL ||
+		query->jointree == NULL || query->jointree->quals != NULL ||
+		query->setOperations != NULL || query->hasAggs || query->hasWindowFuncs ||
+		query->hasTargetSRFs || list_length(query->targetList) != 1)
+		return false;
+	tle = linitial_node(TargetEntry, query->targetList);
+	return is_tenant_call((Node *) tle->expr, funcs);
+}
+
+/* The policy's own relation's column attnum (range table entry 1). */
+static bool
+is_tenant_var(Node *node, AttrNumber attnum)
+{
+	Var		   *var;
+
+	node = strip_relabel(node);
+	if (node == NULL || !IsA(node, Var))
+		return false;
+	var = (Var *) node;
+	return var->varno == 1 && var->varlevelsup == 0 && var->varattno == attnum;
+}
+
+/*
+ * True when the expression, read as a conjunction, has a conjunct
+ * "column = current tenant" with the uuid equality operator.  Only top-level
+ * AND arms count: under OR or NOT the comparison no longer restricts rows.
+ */
+static bool
+conjunct_compares_tenant(Node *node, AttrNumber attnum, const TenantFuncs *funcs)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, BoolExpr) && ((BoolExpr *) node)->boolop == AND_EXPR)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((BoolExpr *) node)->args)
+		{
+			if (conjunct_compares_tenant(lfirst(lc), attnum, funcs))
+				return true;
+		}
+		return false;
+	}
+	if (IsA(node, OpExpr))
+	{
+		OpExpr	   *op = (OpExpr *) node;
+		Node	   *left;
+		Node	   *right;
+
+		if (list_length(op->args) != 2 || get_opcode(op->opno) != F_UUID_EQ)
+			return false;
+		left = linitial(op->args);
+		right = lsecond(op->args);
+		return (is_tenant_var(left, attnum) && is_tenant_source(right, funcs)) ||
+			(is_tenant_var(right, attnum) && is_tenant_source(left, funcs));
+	}
+	return false;
+}
+
+static Node *
+policy_expr_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *text_form = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+
+	return (Node *) stringToNode(text_form);
+}
+
+/*
+ * domi._policy_compares_tenant(expr pg_node_tree, attnum int2) returns bool
+ */
+Datum
+domi_policy_compares_tenant(PG_FUNCTION_ARGS)
+{
+	Node	   *expr;
+	TenantFuncs funcs;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	expr = policy_expr_arg(fcinfo, 0);
+	lookup_tenant_funcs(&funcs);
+	PG_RETURN_BOOL(conjunct_compares_tenant(expr, PG_GETARG_INT16(1), &funcs));
+}
+
+/*
+ * Collects the largest subexpressions that read no column of the row, call
+ * a function that is not IMMUTABLE, and are not already inside a sub-select:
+ * those are evaluated again for every row, where "(SELECT ...)" would make
+ * the planner evaluate them once per query as an initplan.
+ */
+typedef struct PerRowContext
+{
+	List	   *calls;
+} PerRowContext;
+
+static bool
+per_row_walker(Node *node, PerRowContext *context)
+{
+	if (node == NULL)
+		return false;
+	/* A sub-select is planned as an initplan or subplan, not per row. */
+	if (IsA(node, SubLink))
+		return false;
+	if (IsA(node, Const) || IsA(node, Param) || IsA(node, Var))
+		return false;
+	if (!contain_var_clause(node) && !checkExprHasSubLink(node) &&
+		contain_mutable_functions(node))
+	{
+		context->calls = lappend(context->calls, node);
+		return false;
+	}
+	return expression_tree_walker(node, per_row_walker, (void *) context);
+}
+
+static List *
+per_row_calls(Node *expr)
+{
+	PerRowContext context = {NIL};
+
+	(void) per_row_walker(expr, &context);
+	return context.calls;
+}
+
+static List *
+policy_deparse_context(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return deparse_context_for(relname, relid);
+}
+
+/*
+ * domi._policy_per_row_calls(expr pg_node_tree, rel oid) returns text[]
+ *
+ * The deparsed per-row calls, or NULL when there are none.
+ */
+Datum
+domi_policy_per_row_calls(PG_FUNCTION_ARGS)
+{
+	Node	   *expr;
+	List	   *calls;
+	List	   *dpcontext;
+	Datum	   *elems;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	expr = policy_expr_arg(fcinfo, 0);
+	calls = per_row_calls(expr);
+	if (calls == NIL)
+		PG_RETURN_NULL();
+
+	dpcontext = policy_deparse_context(PG_GETARG_OID(1));
+	elems = palloc(sizeof(Datum) * list_length(calls));
+	foreach(lc, calls)
+		elems[n++] = CStringGetTextDatum(deparse_expression(lfirst(lc), dpcontext,
+															false, false));
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * domi._policy_initplan_form(expr pg_node_tree, rel oid) returns text
+ *
+ * The expression as SQL with each per-row call wrapped in "(SELECT ...)",
+ * for the audit's fix; NULL when there is nothing to wrap.  Both the whole
+ * and the parts go through the same deparser, so each part's text occurs
+ * verbatim in the whole.
+ */
+Datum
+domi_policy_initplan_form(PG_FUNCTION_ARGS)
+{
+	Node	   *expr;
+	List	   *calls;
+	List	   *dpcontext;
+	char	   *whole;
+	List	   *done = NIL;
+	ListCell   *lc;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	expr = policy_expr_arg(fcinfo, 0);
+	calls = per_row_calls(expr);
+	if (calls == NIL)
+		PG_RETURN_NULL();
+
+	dpcontext = policy_deparse_context(PG_GETARG_OID(1));
+	whole = deparse_expression(expr, dpcontext, false, false);
+	foreach(lc, calls)
+	{
+		char	   *part = deparse_expression(lfirst(lc), dpcontext, false, false);
+		size_t		part_len = strlen(part);
+		StringInfoData buf;
+		const char *p = whole;
+		const char *hit;
+		ListCell   *lc2;
+		bool		seen = false;
+
+		/* The same call twice: the first pass wrapped every occurrence. */
+		foreach(lc2, done)
+		{
+			if (strcmp(lfirst(lc2), part) == 0)
+				seen = true;
+		}
+		if (seen)
+			continue;
+		done = lappend(done, part);
+
+		initStringInfo(&buf);
+		while ((hit = strstr(p, part)) != NULL)
+		{
+			appendBinaryStringInfo(&buf, p, hit - p);
+			appendStringInfo(&buf, "(SELECT %s)", part);
+			p = hit + part_len;
+		}
+		appendStringInfoString(&buf, p);
+		whole = buf.data;
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(whole));
+}
