@@ -134,7 +134,7 @@ CREATE FUNCTION domi._tenant_policy_state(tbl regclass) RETURNS jsonb
 	LANGUAGE sql STABLE
 	SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce(pg_catalog.substring(d.description FROM '\{.*\}$')::jsonb, '{}'::jsonb)
+	SELECT coalesce(pg_catalog.substring(d.description, '\{.*\}$')::jsonb, '{}'::jsonb)
 		FROM pg_catalog.pg_policy p
 		LEFT JOIN pg_catalog.pg_description d
 			ON d.classoid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objoid = p.oid
@@ -169,7 +169,9 @@ BEGIN
 	END IF;
 	state := state || pg_catalog.jsonb_build_object('tenant_column', tenant_column);
 
-	EXECUTE pg_catalog.format('DROP POLICY IF EXISTS domi_tenant_isolation ON %s', tbl);
+	IF domi._tenant_policy_state(tbl) IS NOT NULL THEN
+		EXECUTE pg_catalog.format('DROP POLICY domi_tenant_isolation ON %s', tbl);
+	END IF;
 	EXECUTE pg_catalog.format('CREATE POLICY domi_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC'
 			' USING (%2$I = (SELECT domi.current_tenant())) WITH CHECK (%2$I = (SELECT domi.current_tenant()))',
 			tbl, tenant_column);
@@ -274,9 +276,9 @@ BEGIN
 
 	RETURN QUERY SELECT f.severity, f.check_name, f.object, f.detail, f.fix FROM (
 	-- Tenant tables: RLS off, not forced, no policy, no index.
-	SELECT 'error', 'tenant_table_rls_disabled', c.oid::regclass::text,
-			pg_catalog.format('Table %s has the tenant column %I but row level security is disabled: every role with privileges on it sees and writes every tenant''s rows.', c.oid::regclass, col),
-			pg_catalog.format('SELECT domi.enable_tenant_rls(%L, %L);', c.oid::regclass::text, col)
+	SELECT 'error' AS severity, 'tenant_table_rls_disabled' AS check_name, c.oid::regclass::text AS object,
+			pg_catalog.format('Table %s has the tenant column %I but row level security is disabled: every role with privileges on it sees and writes every tenant''s rows.', c.oid::regclass, col) AS detail,
+			pg_catalog.format('SELECT domi.enable_tenant_rls(%L, %L);', c.oid::regclass::text, col) AS fix
 		FROM domi._tenant_tables(col) t JOIN pg_catalog.pg_class c ON c.oid = t.relid
 		WHERE NOT c.relrowsecurity
 	UNION ALL
@@ -304,7 +306,7 @@ BEGIN
 	-- tenant learns another's values from conflicts (ON CONFLICT DO NOTHING
 	-- inserts nothing, a plain INSERT fails) and cannot use them itself.
 	SELECT 'warning', 'unique_key_without_tenant_column', c.oid::regclass::text,
-			pg_catalog.format('Unique index %I on %s does not include the tenant column %I: its values are unique across all tenants, and a conflict tells one tenant that another has the value.', i.indexrelid::regclass, c.oid::regclass, col),
+			pg_catalog.format('Unique index %s on %s does not include the tenant column %I: its values are unique across all tenants, and a conflict tells one tenant that another has the value.', i.indexrelid::regclass, c.oid::regclass, col),
 			CASE WHEN con.conname IS NOT NULL THEN
 				pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I UNIQUE (%I, %s);',
 					c.oid::regclass, con.conname, con.conname, col, cols.list)
@@ -450,8 +452,20 @@ DECLARE
 	other bigint;
 	n bigint;
 	failed text;
+	copy_cols text;
+	copy_vals text;
+	seed_vals text;
 BEGIN
 	PERFORM domi._tenant_column_attnum(tbl, tenant_column);
+	-- The columns a copied row is written with: not generated, not
+	-- GENERATED ALWAYS AS IDENTITY; the tenant column replaced by $1.
+	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum),
+			pg_catalog.string_agg(CASE WHEN a.attname = tenant_column THEN '$1'
+				ELSE pg_catalog.quote_ident(a.attname) END, ', ' ORDER BY a.attnum)
+		INTO copy_cols, copy_vals
+		FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+			AND a.attgenerated = '' AND a.attidentity <> 'a';
 	IF app_role IS NULL OR NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = app_role) THEN
 		RAISE EXCEPTION 'role "%" does not exist', app_role USING ERRCODE = 'undefined_object';
 	END IF;
@@ -478,10 +492,31 @@ BEGIN
 					PERFORM pg_catalog.set_config('domi.tenant_id', tenant_a::text, true);
 					EXECUTE pg_catalog.format('INSERT INTO %s (%I) VALUES ($1)', tbl, tenant_column) USING tenant_a;
 				END IF;
+				have_a := true;
 				PERFORM pg_catalog.set_config('domi.tenant_id', tenant_b::text, true);
 				EXECUTE pg_catalog.format('INSERT INTO %s (%I) VALUES ($1)', tbl, tenant_column) USING tenant_b;
-				have_a := true;
 				have_b := true;
+			EXCEPTION WHEN OTHERS THEN
+				seed_error := SQLERRM;
+			END;
+		END IF;
+		IF have_a AND NOT have_b THEN
+			-- Defaults were not enough: copy one of A's rows as B's.
+			SELECT pg_catalog.string_agg(CASE WHEN a.attname = tenant_column
+					THEN pg_catalog.format('%L::uuid AS %I', tenant_b, a.attname)
+					ELSE pg_catalog.quote_ident(a.attname) END, ', ' ORDER BY a.attnum)
+				INTO seed_vals
+				FROM pg_catalog.pg_attribute a
+				WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+					AND a.attgenerated = '' AND a.attidentity <> 'a';
+			BEGIN
+				PERFORM pg_catalog.set_config('domi.tenant_id', tenant_a::text, true);
+				EXECUTE pg_catalog.format('CREATE TEMP TABLE domi_isolation_seed ON COMMIT DROP AS SELECT %s FROM %s WHERE %I = %L LIMIT 1',
+						seed_vals, tbl, tenant_column, tenant_a);
+				PERFORM pg_catalog.set_config('domi.tenant_id', tenant_b::text, true);
+				EXECUTE pg_catalog.format('INSERT INTO %s (%s) SELECT * FROM pg_temp.domi_isolation_seed', tbl, copy_cols);
+				GET DIAGNOSTICS n = ROW_COUNT;
+				have_b := n > 0;
 			EXCEPTION WHEN OTHERS THEN
 				seed_error := SQLERRM;
 			END;
@@ -496,13 +531,13 @@ BEGIN
 			EXECUTE pg_catalog.format('SELECT count(*) FROM %s', tbl) INTO n;
 			IF n > 0 THEN
 				oks := oks || false;
-				details := details || pg_catalog.format('with no tenant set, %s rows are visible', n);
+				details := details || pg_catalog.format('with no tenant set, rows visible: %s', n);
 			ELSIF NOT have_a THEN
 				oks := oks || NULL::boolean;
 				details := details || ('skipped: the table has no rows and none could be inserted: ' || seed_error);
 			ELSE
 				oks := oks || true;
-				details := details || 'with no tenant set, 0 rows are visible'::text;
+				details := details || 'with no tenant set, rows visible: 0'::text;
 			END IF;
 		EXCEPTION WHEN insufficient_privilege THEN
 			oks := oks || NULL::boolean;
@@ -518,13 +553,13 @@ BEGIN
 				INTO own, other USING tenant_a;
 			IF other > 0 THEN
 				oks := oks || false;
-				details := details || pg_catalog.format('under tenant A, %s rows of other tenants are visible', other);
+				details := details || pg_catalog.format('under tenant A, rows of other tenants visible: %s', other);
 			ELSIF NOT have_b THEN
 				oks := oks || NULL::boolean;
 				details := details || ('skipped: no rows of a second tenant exist and none could be inserted: ' || seed_error);
 			ELSE
 				oks := oks || true;
-				details := details || pg_catalog.format('under tenant A, %s rows of its own and 0 of other tenants are visible', own);
+				details := details || pg_catalog.format('under tenant A, rows of tenant A visible: %s, of other tenants: 0', own);
 			END IF;
 		EXCEPTION WHEN insufficient_privilege THEN
 			oks := oks || NULL::boolean;
@@ -534,7 +569,15 @@ BEGIN
 		-- 3. Tenant A cannot insert a row of tenant B.
 		names := names || 'cross_tenant_insert_refused'::text;
 		BEGIN
-			EXECUTE pg_catalog.format('INSERT INTO %s (%I) VALUES ($1)', tbl, tenant_column) USING tenant_b;
+			-- A copy of one of A's rows with B as its tenant, so that NOT NULL
+			-- columns, partition keys and sequences need nothing from us.
+			EXECUTE pg_catalog.format('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %I = $2 LIMIT 1',
+					tbl, copy_cols, copy_vals, tbl, tenant_column)
+				USING tenant_b, tenant_a;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			IF n = 0 THEN
+				EXECUTE pg_catalog.format('INSERT INTO %s (%I) VALUES ($1)', tbl, tenant_column) USING tenant_b;
+			END IF;
 			oks := oks || false;
 			details := details || 'under tenant A, a row of tenant B was inserted'::text;
 		EXCEPTION
@@ -554,7 +597,7 @@ BEGIN
 			GET DIAGNOSTICS n = ROW_COUNT;
 			IF n > 0 THEN
 				oks := oks || false;
-				details := details || pg_catalog.format('under tenant A, %s rows were moved to tenant B', n);
+				details := details || pg_catalog.format('under tenant A, rows moved to tenant B: %s', n);
 			ELSE
 				oks := oks || NULL::boolean;
 				details := details || 'skipped: tenant A has no visible row to update'::text;
@@ -579,7 +622,7 @@ BEGIN
 			GET DIAGNOSTICS own = ROW_COUNT;
 			IF n + own > 0 THEN
 				oks := oks || false;
-				details := details || pg_catalog.format('under tenant A, %s rows of tenant B were updated and %s deleted', n, own);
+				details := details || pg_catalog.format('under tenant A, rows of tenant B updated: %s, deleted: %s', n, own);
 			ELSIF NOT have_b THEN
 				oks := oks || NULL::boolean;
 				details := details || ('skipped: no rows of a second tenant exist and none could be inserted: ' || seed_error);
@@ -604,14 +647,14 @@ BEGIN
 
 	SELECT pg_catalog.string_agg(pg_catalog.format('%s: %s', nm, d), '; ')
 		INTO failed
-		FROM pg_catalog.unnest(names, oks, details) AS u(nm, ok, d)
+		FROM unnest(names, oks, details) AS u(nm, ok, d)
 		WHERE ok = false;
 	IF failed IS NOT NULL THEN
 		RAISE EXCEPTION 'table "%" is not isolated for role "%"', tbl, app_role
 			USING ERRCODE = 'assert_failure', DETAIL = failed || '.';
 	END IF;
 
-	RETURN QUERY SELECT u.nm, u.ok, u.d FROM pg_catalog.unnest(names, oks, details) AS u(nm, ok, d);
+	RETURN QUERY SELECT u.nm, u.ok, u.d FROM unnest(names, oks, details) AS u(nm, ok, d);
 END;
 $$;
 
