@@ -84,6 +84,21 @@ EXPLAIN (COSTS OFF) SELECT * FROM invoices;
 RESET enable_indexscan;
 RESET enable_bitmapscan;
 
+-- A cached generic plan (prepared statements, pooled connections) keeps
+-- the initplan, so it reads the tenant at every execution, not at planning.
+SET plan_cache_mode = force_generic_plan;
+PREPARE tenant_sum AS SELECT count(*), sum(amount) FROM invoices;
+BEGIN;
+SELECT domi.set_tenant('aaaaaaaa-0000-0000-0000-000000000001') IS NOT NULL AS set_a;
+EXECUTE tenant_sum;
+SELECT domi.set_tenant('bbbbbbbb-0000-0000-0000-000000000002') IS NOT NULL AS set_b;
+EXECUTE tenant_sum;
+SELECT domi.set_tenant(NULL) IS NULL AS cleared;
+EXECUTE tenant_sum;
+COMMIT;
+DEALLOCATE tenant_sum;
+RESET plan_cache_mode;
+
 -- The application: nothing without a tenant, its own rows under one.
 SELECT count(*) AS app_no_tenant FROM invoices;
 BEGIN;
