@@ -277,9 +277,11 @@ BEGIN
 	RETURN QUERY SELECT f.severity, f.check_name, f.object, f.detail, f.fix FROM (
 	-- Tenant tables: RLS off, not forced, no policy, no index.
 	SELECT 'error' AS severity, 'tenant_table_rls_disabled' AS check_name, c.oid::regclass::text AS object,
-			pg_catalog.format('Table %s has the tenant column %I but row level security is disabled: every role with privileges on it sees and writes every tenant''s rows.', c.oid::regclass, col) AS detail,
+			pg_catalog.format('Table %s has the tenant column %I but row level security is disabled: every role with privileges on it sees and writes every tenant''s rows.', c.oid::regclass, col)
+				|| CASE WHEN c.relispartition THEN pg_catalog.format(' It is a partition of %s: the policies of a partitioned table do not apply to queries that name a partition.', i.inhparent::regclass) ELSE '' END AS detail,
 			pg_catalog.format('SELECT domi.enable_tenant_rls(%L, %L);', c.oid::regclass::text, col) AS fix
 		FROM domi._tenant_tables(col) t JOIN pg_catalog.pg_class c ON c.oid = t.relid
+		LEFT JOIN pg_catalog.pg_inherits i ON i.inhrelid = c.oid AND c.relispartition
 		WHERE NOT c.relrowsecurity
 	UNION ALL
 	SELECT 'error', 'rls_not_forced', c.oid::regclass::text,

@@ -336,6 +336,12 @@ CREATE POLICY p_good ON a_policies FOR UPDATE
 CREATE POLICY p_plain ON a_policies FOR DELETE USING (tenant_id = domi.current_tenant());
 -- An INSERT policy with a WITH CHECK that ignores the tenant.
 CREATE POLICY p_insert ON a_policies FOR INSERT WITH CHECK (code <> '');
+-- A partitioned table protected by hand, and a partition that is not.
+CREATE TABLE a_parted (tenant_id uuid, n int) PARTITION BY LIST (n);
+CREATE INDEX ON a_parted (tenant_id);
+ALTER TABLE a_parted ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON a_parted USING (tenant_id = (SELECT domi.current_tenant()));
+CREATE TABLE a_parted_1 PARTITION OF a_parted FOR VALUES IN (1);
 SET ROLE domi_rls_admin;
 CREATE VIEW rls_test.a_view AS SELECT * FROM rls_test.a_noforce;
 CREATE VIEW rls_test.a_view_ok WITH (security_invoker = true) AS SELECT * FROM rls_test.a_noforce;
@@ -351,7 +357,7 @@ SELECT * FROM audit;
 -- Details and fixes of a few.
 SELECT check_name, object, detail, fix
 	FROM domi.rls_audit(ARRAY['domi_rls_owner', 'domi_rls_bypass'])
-	WHERE object IN ('rls_test.a_off', 'p_setting on rls_test.a_policies', 'p_plain on rls_test.a_policies',
+	WHERE object IN ('rls_test.a_off', 'rls_test.a_parted_1', 'p_setting on rls_test.a_policies', 'p_plain on rls_test.a_policies',
 		'rls_test.a_view', 'rls_test.a_definer()', 'domi_rls_bypass')
 		OR check_name = 'unique_key_without_tenant_column'
 	ORDER BY check_name, object;
@@ -407,6 +413,9 @@ SELECT domi.enable_tenant_rls('g_later');
 COMMIT;
 SET domi.rls_guard = enable;
 CREATE TABLE g_enable (tenant_id uuid NOT NULL, body text);
+-- A tenant column that is not uuid cannot get the policy: refused.
+CREATE TABLE g_text (tenant_id text);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 ALTER TABLE g_plain ADD COLUMN other int;
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, p.polname
 	FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
