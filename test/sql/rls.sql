@@ -405,6 +405,11 @@ SELECT domi.enable_tenant_rls('g_warn');
 SELECT domi.disable_tenant_rls('g_warn');
 -- Temporary tables are private to the session: left alone.
 CREATE TEMP TABLE g_temp (tenant_id uuid);
+-- So are tables in the extension's own schema.
+RESET ROLE;
+CREATE TABLE domi.g_own (tenant_id uuid);
+DROP TABLE domi.g_own;
+SET ROLE domi_rls_owner;
 -- The deliberate exception, in one transaction.
 BEGIN;
 SET LOCAL domi.rls_guard = off;
