@@ -317,22 +317,53 @@ domi_policy_per_row_calls(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Wraps each collected call in a scalar sub-select, "(SELECT call)": a
+ * SubLink over a query with that one output column and no FROM.  Nodes are
+ * matched by identity, so equal calls elsewhere and text that merely looks
+ * like a call (inside a string constant, say) are left alone.
+ */
+static Node *
+wrap_calls_mutator(Node *node, List *calls)
+{
+	if (node == NULL)
+		return NULL;
+	if (list_member_ptr(calls, node))
+	{
+		Query	   *query = makeNode(Query);
+		SubLink    *sublink = makeNode(SubLink);
+
+		query->commandType = CMD_SELECT;
+		query->querySource = QSRC_ORIGINAL;
+		query->canSetTag = true;
+		query->jointree = makeFromExpr(NIL, NULL);
+		query->targetList = list_make1(makeTargetEntry((Expr *) copyObject(node),
+														1, NULL, false));
+		sublink->subLinkType = EXPR_SUBLINK;
+		sublink->subLinkId = 0;
+		sublink->testexpr = NULL;
+		sublink->operName = NIL;
+		sublink->subselect = (Node *) query;
+		sublink->location = -1;
+		return (Node *) sublink;
+	}
+	/* Sub-selects already in the policy are copied as they are. */
+	if (IsA(node, Query))
+		return (Node *) copyObject(node);
+	return expression_tree_mutator(node, wrap_calls_mutator, (void *) calls);
+}
+
+/*
  * domi._policy_initplan_form(expr pg_node_tree, rel oid) returns text
  *
  * The expression as SQL with each per-row call wrapped in "(SELECT ...)",
- * for the audit's fix; NULL when there is nothing to wrap.  Both the whole
- * and the parts go through the same deparser, so each part's text occurs
- * verbatim in the whole.
+ * for the audit's fix; NULL when there is nothing to wrap.
  */
 Datum
 domi_policy_initplan_form(PG_FUNCTION_ARGS)
 {
 	Node	   *expr;
 	List	   *calls;
-	List	   *dpcontext;
-	char	   *whole;
-	List	   *done = NIL;
-	ListCell   *lc;
+	Node	   *wrapped;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
@@ -341,37 +372,8 @@ domi_policy_initplan_form(PG_FUNCTION_ARGS)
 	if (calls == NIL)
 		PG_RETURN_NULL();
 
-	dpcontext = policy_deparse_context(PG_GETARG_OID(1));
-	whole = deparse_expression(expr, dpcontext, false, false);
-	foreach(lc, calls)
-	{
-		char	   *part = deparse_expression(lfirst(lc), dpcontext, false, false);
-		size_t		part_len = strlen(part);
-		StringInfoData buf;
-		const char *p = whole;
-		const char *hit;
-		ListCell   *lc2;
-		bool		seen = false;
-
-		/* The same call twice: the first pass wrapped every occurrence. */
-		foreach(lc2, done)
-		{
-			if (strcmp(lfirst(lc2), part) == 0)
-				seen = true;
-		}
-		if (seen)
-			continue;
-		done = lappend(done, part);
-
-		initStringInfo(&buf);
-		while ((hit = strstr(p, part)) != NULL)
-		{
-			appendBinaryStringInfo(&buf, p, hit - p);
-			appendStringInfo(&buf, "(SELECT %s)", part);
-			p = hit + part_len;
-		}
-		appendStringInfoString(&buf, p);
-		whole = buf.data;
-	}
-	PG_RETURN_TEXT_P(cstring_to_text(whole));
+	wrapped = wrap_calls_mutator(expr, calls);
+	PG_RETURN_TEXT_P(cstring_to_text(deparse_expression(wrapped,
+														policy_deparse_context(PG_GETARG_OID(1)),
+														false, false)));
 }

@@ -379,6 +379,37 @@ SELECT polname, pg_get_expr(polqual, polrelid) FROM pg_policy
 	WHERE polrelid = 'rls_test.a_policies'::regclass ORDER BY 1;
 RESET ROLE;
 
+-- The tree reader on its own, one policy per form.  The initplan form wraps
+-- nodes, not text: the string 'now()' in f11 stays as it is.
+CREATE TABLE rls_test.forms (tenant_id uuid, owner_name text, created timestamptz, id int);
+CREATE FUNCTION rls_test.may_read(int) RETURNS boolean LANGUAGE sql STABLE AS 'SELECT true';
+CREATE POLICY f01_initplan ON rls_test.forms USING (tenant_id = (SELECT domi.current_tenant()));
+CREATE POLICY f02_reversed ON rls_test.forms USING ((SELECT domi.current_tenant()) = tenant_id);
+CREATE POLICY f03_plain ON rls_test.forms USING (domi.current_tenant() = tenant_id);
+CREATE POLICY f04_require ON rls_test.forms USING (tenant_id = (SELECT domi.require_tenant()));
+CREATE POLICY f05_and ON rls_test.forms USING (id > 0 AND (owner_name <> '' AND tenant_id = domi.current_tenant()));
+CREATE POLICY f06_or ON rls_test.forms USING (tenant_id = domi.current_tenant() OR id = 0);
+CREATE POLICY f07_not ON rls_test.forms USING (NOT (tenant_id = domi.current_tenant()));
+CREATE POLICY f08_text ON rls_test.forms USING (tenant_id::text = domi.current_tenant()::text);
+CREATE POLICY f09_other_col ON rls_test.forms USING (id::text::uuid = domi.current_tenant());
+CREATE POLICY f10_setting_in_select ON rls_test.forms
+	USING (tenant_id = (SELECT current_setting('app.tenant_id')::uuid));
+CREATE POLICY f11_now ON rls_test.forms USING (created > now() - interval '1 day' AND owner_name <> 'now()');
+CREATE POLICY f12_row_function ON rls_test.forms USING (rls_test.may_read(id));
+CREATE POLICY f13_two_calls ON rls_test.forms
+	USING (owner_name = current_user OR owner_name = current_setting('app.user', true)
+		OR owner_name = current_setting('app.user', true) || '!');
+CREATE POLICY f14_insert ON rls_test.forms FOR INSERT WITH CHECK (tenant_id = (SELECT domi.current_tenant()));
+SELECT p.polname,
+		domi._policy_compares_tenant(coalesce(p.polqual, p.polwithcheck), 1::int2) AS tenant_check,
+		domi._policy_per_row_calls(coalesce(p.polqual, p.polwithcheck), p.polrelid) AS per_row,
+		domi._policy_initplan_form(coalesce(p.polqual, p.polwithcheck), p.polrelid) AS initplan_form
+	FROM pg_policy p WHERE p.polrelid = 'rls_test.forms'::regclass ORDER BY 1;
+SELECT domi._policy_compares_tenant(NULL, 1::int2) AS null_tree,
+	domi._policy_per_row_calls(NULL, 'rls_test.forms'::regclass) AS null_calls;
+DROP TABLE rls_test.forms;
+DROP FUNCTION rls_test.may_read(int);
+
 --------------------------------------------------------------------------
 -- Guard
 --------------------------------------------------------------------------
