@@ -449,6 +449,12 @@ SELECT domi.enable_tenant_rls('g_later');
 COMMIT;
 SET domi.rls_guard = enable;
 CREATE TABLE g_enable (tenant_id uuid NOT NULL, body text);
+-- Names are quoted, never pasted: a table named like an injection gets
+-- its policy and nothing else happens.
+CREATE TABLE "g_odd""; DROP TABLE invoices; --" (tenant_id uuid);
+SELECT polname FROM pg_policy WHERE polrelid = 'rls_test."g_odd""; DROP TABLE invoices; --"'::regclass;
+SELECT to_regclass('rls_test.invoices') IS NOT NULL AS invoices_still_there;
+DROP TABLE "g_odd""; DROP TABLE invoices; --";
 -- A tenant column that is not uuid cannot get the policy: refused.
 CREATE TABLE g_text (tenant_id text);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
