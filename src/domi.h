@@ -15,4 +15,7 @@ extern void domi_crypto_init(void);
 /* rls.c: the domi.rls_guard and domi.tenant_column settings, policy trees */
 extern void domi_rls_init(void);
 
+/* guard.c: the drop guard (domi.allow_drop, protected columns, event triggers) */
+extern void domi_guard_init(void);
+
 #endif							/* DOMI_H */

@@ -1,0 +1,1059 @@
+/*
+ * guard.c
+ *		The drop guard: columns that no DDL may drop, rename or retype unless
+ *		the transaction says, with SET LOCAL domi.allow_drop, that it means to.
+ *
+ * Protections live in the registry domi._protected_columns (an extension
+ * configuration table, so pg_dump keeps them): the table by OID (regclass,
+ * which dumps as a qualified name and restores to the new OID), the column
+ * by name, and its type and type modifier as they were when it was
+ * protected.  Names, not attribute numbers, because attribute numbers change
+ * when a dump is restored (dropped columns are not recreated).
+ *
+ * Three event triggers, all ENABLE ALWAYS so that they fire under
+ * session_replication_role = replica as well:
+ *
+ *	sql_drop			pg_event_trigger_dropped_objects() lists everything a
+ *						statement drops, CASCADE included (the column of
+ *						ALTER TABLE ... DROP COLUMN, every table of DROP SCHEMA
+ *						... CASCADE, the columns of a type that DROP TYPE or
+ *						DROP EXTENSION ... CASCADE takes).  Compared with the
+ *						registry by OID: the registry still holds the OID of a
+ *						table that is being dropped.
+ *	ddl_command_end		for ALTER TABLE and ALTER TYPE: the protected columns
+ *						of every table the statement touched (and of their
+ *						partitions, children and typed tables) must still exist
+ *						under their name and with their recorded type.  This
+ *						compares states, so it does not matter how the type was
+ *						changed (USING, a domain, a typed table's ALTER TYPE).
+ *	ddl_command_start	DROP EXTENSION domi, DROP SCHEMA domi and DROP OWNED BY
+ *						the extension's owner would drop the guard itself, and
+ *						a trigger cannot see its own drop at sql_drop time.
+ *
+ * Raising an error in an event trigger rolls the whole statement back.
+ *
+ * The override must come from the same transaction.  The assign hook cannot
+ * tell SET from SET LOCAL, and it runs again when ROLLBACK TO SAVEPOINT puts
+ * back an older session-level value, so remembering "the transaction that
+ * assigned it" would honour a value set in an earlier transaction.  Instead
+ * we read the setting's GUC stack: its top entry says whether the value now
+ * in force was set with SET LOCAL (or set_config(..., true)) in this
+ * transaction.  There is a stack entry only while a transaction changed the
+ * value, so session values (SET, ALTER ROLE ... SET, PGOPTIONS,
+ * postgresql.conf) never count.
+ *
+ * The registry is not readable by PUBLIC.  The C functions do their own
+ * privilege checks as the caller, and then read and write the registry as
+ * its owner (the role that created the extension), with search_path pinned
+ * to pg_catalog, the way a SECURITY DEFINER function would.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/scansup.h"
+#include "storage/lmgr.h"
+#include "tcop/cmdtag.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "domi.h"
+
+PG_FUNCTION_INFO_V1(domi_protect_column);
+PG_FUNCTION_INFO_V1(domi_unprotect_column);
+PG_FUNCTION_INFO_V1(domi_guard_sql_drop);
+PG_FUNCTION_INFO_V1(domi_guard_ddl_end);
+PG_FUNCTION_INFO_V1(domi_guard_ddl_start);
+
+#define ALLOW_DROP_SETTING	"domi.allow_drop"
+#define REGISTRY_SCHEMA		"domi"
+#define REGISTRY_TABLE		"_protected_columns"
+
+/* One SQLSTATE for every refusal, so that migration tooling can catch one. */
+#define DOMI_ERRCODE_PROTECTED_COLUMN	ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST	/* 2BP01 */
+
+/*
+ * Parsed domi.allow_drop, the GUC machinery's "extra": count entries of
+ * three NUL-terminated names each (schema, table, column), one after another.
+ */
+typedef struct AllowDropList
+{
+	int			count;
+	char		names[FLEXIBLE_ARRAY_MEMBER];
+} AllowDropList;
+
+static char *allow_drop_setting = NULL;
+static const AllowDropList *allow_drop_list = NULL;
+
+/* The setting's own GUC record, to read its stack (see the file header). */
+static struct config_generic *allow_drop_guc = NULL;
+
+/* What a statement would do to a protected column. */
+typedef enum GuardAction
+{
+	GUARD_DROP,					/* drops the column (or its table) */
+	GUARD_RETYPE,				/* changes its type or type modifier */
+	GUARD_RENAME,				/* renames it */
+	GUARD_VANISHED,				/* it is gone from a table the statement altered */
+	GUARD_UNGUARD				/* drops the guard itself (DROP EXTENSION domi) */
+} GuardAction;
+
+typedef struct GuardHit
+{
+	GuardAction action;
+	Oid			relid;
+	char	   *schema;
+	char	   *table;
+	char	   *column;
+	char	   *new_name;		/* GUARD_RENAME */
+	Oid			new_type;		/* GUARD_RETYPE */
+	int32		new_typmod;
+} GuardHit;
+
+/* State saved while the registry is accessed as its owner. */
+typedef struct RegistryAccess
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} RegistryAccess;
+
+/* ---------------------------------------------------------------------
+ * domi.allow_drop
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Read one name of an allow_drop entry at *p into out, SQL-style: double
+ * quotes keep case and allow any character ("" is a quote), an unquoted
+ * name is down-cased and ends at '.', ',', a quote or white space.  Returns
+ * the number of bytes written (the name and its NUL), or -1 with the GUC
+ * error detail set.
+ */
+static int
+read_allow_drop_name(const char **p, char *out)
+{
+	const char *s = *p;
+	int			len = 0;
+
+	if (*s == '"')
+	{
+		s++;
+		for (;;)
+		{
+			if (*s == '\0')
+			{
+				GUC_check_errdetail("A quoted name is not closed.");
+				return -1;
+			}
+			if (*s == '"')
+			{
+				if (s[1] != '"')
+					break;
+				s++;
+			}
+			out[len++] = *s++;
+		}
+		s++;					/* the closing quote */
+		if (len == 0)
+		{
+			GUC_check_errdetail("A quoted name is empty.");
+			return -1;
+		}
+	}
+	else
+	{
+		const char *start = s;
+		char	   *lower;
+
+		while (*s != '\0' && *s != '.' && *s != ',' && *s != '"' &&
+			   !isspace((unsigned char) *s))
+			s++;
+		if (s == start)
+		{
+			GUC_check_errdetail("Each entry must be schema.table.column, separated by commas.");
+			return -1;
+		}
+		if (s - start == 1 && *start == '*')
+		{
+			GUC_check_errdetail("Wildcards are not supported: name each column.");
+			return -1;
+		}
+		lower = downcase_identifier(start, s - start, false, false);
+		len = strlen(lower);
+		memcpy(out, lower, len);
+		pfree(lower);
+	}
+	out[len++] = '\0';
+	*p = s;
+	return len;
+}
+
+static inline const char *
+skip_space(const char *p)
+{
+	while (isspace((unsigned char) *p))
+		p++;
+	return p;
+}
+
+/*
+ * The check hook parses the list once, at SET time, so that a typo is an
+ * error there and not a silent "nothing allowed" at DROP time.  The parsed
+ * names never take more room than the text they came from plus one NUL.
+ */
+static bool
+check_allow_drop(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval ? *newval : "";
+	size_t		room = strlen(p) + 1;
+	AllowDropList *list;
+	char	   *out;
+
+	list = malloc(offsetof(AllowDropList, names) + room);
+	if (list == NULL)
+		return false;
+	list->count = 0;
+	out = list->names;
+
+	p = skip_space(p);
+	while (*p != '\0')
+	{
+		int			part;
+
+		for (part = 0; part < 3; part++)
+		{
+			int			len;
+
+			p = skip_space(p);
+			len = read_allow_drop_name(&p, out);
+			if (len < 0)
+			{
+				free(list);
+				GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+				return false;
+			}
+			out += len;
+			p = skip_space(p);
+			if (part < 2 && *p++ != '.')
+			{
+				free(list);
+				GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+				GUC_check_errdetail("Each entry must be schema.table.column, with double quotes around names that need them.");
+				return false;
+			}
+		}
+		list->count++;
+		if (*p == ',')
+		{
+			p = skip_space(p + 1);
+			if (*p == '\0')
+			{
+				free(list);
+				GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+				GUC_check_errdetail("The list ends with a comma.");
+				return false;
+			}
+		}
+		else if (*p != '\0')
+		{
+			free(list);
+			GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+			GUC_check_errdetail("Each entry must be schema.table.column, separated by commas.");
+			return false;
+		}
+	}
+	*extra = list;
+	return true;
+}
+
+static void
+assign_allow_drop(const char *newval, void *extra)
+{
+	allow_drop_list = (const AllowDropList *) extra;
+}
+
+/* Was the value now in force set with SET LOCAL in this transaction? */
+static bool
+allow_drop_set_locally(void)
+{
+	GucStack   *top;
+
+	if (allow_drop_guc == NULL)
+		return false;
+	top = allow_drop_guc->stack;
+	return top != NULL && (top->state == GUC_LOCAL || top->state == GUC_SET_LOCAL);
+}
+
+static bool
+allow_drop_has_value(void)
+{
+	return allow_drop_list != NULL && allow_drop_list->count > 0;
+}
+
+/* Does the transaction's SET LOCAL domi.allow_drop name this column? */
+static bool
+allow_drop_names(const GuardHit *hit)
+{
+	const char *name;
+	int			i;
+
+	if (!allow_drop_has_value() || !allow_drop_set_locally())
+		return false;
+	name = allow_drop_list->names;
+	for (i = 0; i < allow_drop_list->count; i++)
+	{
+		const char *table = name + strlen(name) + 1;
+		const char *column = table + strlen(table) + 1;
+
+		if (strcmp(name, hit->schema) == 0 && strcmp(table, hit->table) == 0 &&
+			strcmp(column, hit->column) == 0)
+			return true;
+		name = column + strlen(column) + 1;
+	}
+	return false;
+}
+
+void
+domi_guard_init(void)
+{
+	struct config_generic **vars;
+	int			nvars;
+	int			i;
+
+	DefineCustomStringVariable(ALLOW_DROP_SETTING,
+							   "Protected columns the current transaction may drop, rename or retype.",
+							   "A comma-separated list of schema.table.column. Only SET LOCAL in the transaction that runs the DDL counts.",
+							   &allow_drop_setting,
+							   "",
+							   PGC_USERSET,
+							   GUC_NOT_IN_SAMPLE,
+							   check_allow_drop,
+							   assign_allow_drop,
+							   NULL);
+
+	/* Without its record we never honour the setting: the guard fails closed. */
+	vars = get_guc_variables();
+	nvars = GetNumConfigOptions();
+	for (i = 0; i < nvars; i++)
+	{
+		if (strcmp(vars[i]->name, ALLOW_DROP_SETTING) == 0)
+		{
+			allow_drop_guc = vars[i];
+			break;
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Names
+ * ---------------------------------------------------------------------
+ */
+
+/* schema.table.column, each quoted as needed: the value allow_drop takes. */
+static char *
+column_path(const GuardHit *hit)
+{
+	return psprintf("%s.%s",
+					quote_qualified_identifier(hit->schema, hit->table),
+					quote_identifier(hit->column));
+}
+
+/*
+ * schema.table as messages show it, in double quotes like every name: not
+ * quoted for SQL (the hint gives the SQL form).
+ */
+static char *
+table_path(const GuardHit *hit)
+{
+	return psprintf("%s.%s", hit->schema, hit->table);
+}
+
+static const char *
+command_name(CommandTag tag)
+{
+	return GetCommandTagName(tag);
+}
+
+/* ---------------------------------------------------------------------
+ * Registry access
+ * ---------------------------------------------------------------------
+ */
+
+static Oid
+registry_relid(void)
+{
+	Oid			nsp = get_namespace_oid(REGISTRY_SCHEMA, true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid(REGISTRY_TABLE, nsp);
+}
+
+/*
+ * Connect to SPI as the registry's owner with search_path pinned.  Returns
+ * false, connecting nothing, when there is no registry: the extension is
+ * being created or dropped, and nothing can be protected.  Errors need no
+ * cleanup: (sub)transaction abort restores the user and the settings.
+ */
+static bool
+registry_open(RegistryAccess *access)
+{
+	Oid			relid = registry_relid();
+	HeapTuple	tuple;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		return false;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&access->save_userid, &access->save_sec_context);
+	SetUserIdAndSecContext(owner, access->save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	access->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return true;
+}
+
+static void
+registry_close(RegistryAccess *access)
+{
+	AtEOXact_GUC(true, access->save_nestlevel);
+	SetUserIdAndSecContext(access->save_userid, access->save_sec_context);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}
+
+static void
+registry_execute(const char *sql, int nargs, Oid *types, Datum *values,
+				 int expected)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "drop guard registry query failed: %s", SPI_result_code_string(ret));
+}
+
+static char *
+spi_text(int row, int col)
+{
+	char	   *value = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+
+	if (value == NULL)
+		elog(ERROR, "unexpected NULL in drop guard registry query");
+	return value;
+}
+
+static Datum
+spi_datum(int row, int col)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	if (isnull)
+		elog(ERROR, "unexpected NULL in drop guard registry query");
+	return value;
+}
+
+/*
+ * Hits from the current SPI result, whose first four columns are relid,
+ * schema, table and column.  Allocated in the SPI procedure context, which
+ * lives until registry_close.
+ */
+static List *
+hits_from_result(GuardAction action)
+{
+	List	   *hits = NIL;
+	uint64		row;
+
+	for (row = 0; row < SPI_processed; row++)
+	{
+		GuardHit   *hit = palloc0(sizeof(GuardHit));
+
+		hit->action = action;
+		hit->relid = DatumGetObjectId(spi_datum(row, 1));
+		hit->schema = spi_text(row, 2);
+		hit->table = spi_text(row, 3);
+		hit->column = spi_text(row, 4);
+		hits = lappend(hits, hit);
+	}
+	return hits;
+}
+
+/* After an allowed statement, the registry follows what it did. */
+static void
+registry_follow(const GuardHit *hit)
+{
+	Oid			types[4] = {OIDOID, NAMEOID, OIDOID, INT4OID};
+	Datum		values[4];
+
+	values[0] = ObjectIdGetDatum(hit->relid);
+	values[1] = DirectFunctionCall1(namein, CStringGetDatum(hit->column));
+	switch (hit->action)
+	{
+		case GUARD_DROP:
+		case GUARD_VANISHED:
+			registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
+							 2, types, values, SPI_OK_DELETE);
+			break;
+		case GUARD_RETYPE:
+			values[2] = ObjectIdGetDatum(hit->new_type);
+			values[3] = Int32GetDatum(hit->new_typmod);
+			registry_execute("UPDATE domi._protected_columns SET typ = $3, typmod = $4 WHERE tbl = $1 AND col = $2",
+							 4, types, values, SPI_OK_UPDATE);
+			break;
+		case GUARD_RENAME:
+			types[2] = NAMEOID;
+			values[2] = DirectFunctionCall1(namein, CStringGetDatum(hit->new_name));
+			registry_execute("UPDATE domi._protected_columns SET col = $3 WHERE tbl = $1 AND col = $2",
+							 3, types, values, SPI_OK_UPDATE);
+			break;
+		case GUARD_UNGUARD:
+			/* The registry goes with the extension. */
+			break;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Refusal and override
+ * ---------------------------------------------------------------------
+ */
+
+static const char *
+action_verb(GuardAction action)
+{
+	switch (action)
+	{
+		case GUARD_DROP:
+			return "drop";
+		case GUARD_RETYPE:
+			return "change the type of";
+		case GUARD_RENAME:
+			return "rename";
+		case GUARD_VANISHED:
+			return "lose";
+		case GUARD_UNGUARD:
+			return "remove the protection of";
+	}
+	return "change";			/* keep the compiler quiet */
+}
+
+/* The same, as "would ... it" in a sentence. */
+static const char *
+action_effect(GuardAction action)
+{
+	switch (action)
+	{
+		case GUARD_DROP:
+			return "drop it";
+		case GUARD_RETYPE:
+			return "change its type";
+		case GUARD_RENAME:
+			return "rename it";
+		case GUARD_VANISHED:
+			return "find it missing";
+		case GUARD_UNGUARD:
+			return "remove its protection";
+	}
+	return "change it";			/* keep the compiler quiet */
+}
+
+/* The exact value of domi.allow_drop that lets the whole statement through. */
+static char *
+allow_drop_value_for(List *hits)
+{
+	StringInfoData buf;
+	List	   *seen = NIL;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, hits)
+	{
+		char	   *path = column_path(lfirst(lc));
+		ListCell   *prev;
+		bool		repeated = false;
+
+		foreach(prev, seen)
+			repeated |= strcmp(lfirst(prev), path) == 0;
+		if (repeated)
+			continue;
+		seen = lappend(seen, path);
+		if (buf.len > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, path);
+	}
+	return buf.data;
+}
+
+static void
+report_refusal(List *hits, List *refused, CommandTag tag)
+{
+	const GuardHit *first = linitial(refused);
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	if (list_length(refused) == 1)
+		appendStringInfo(&detail, "The column is protected with domi.protect_column(), and %s would %s.",
+						 command_name(tag), action_effect(first->action));
+	else
+	{
+		ListCell   *lc;
+
+		appendStringInfo(&detail, "%s would affect %d protected columns:",
+						 command_name(tag), list_length(refused));
+		foreach(lc, refused)
+		{
+			const GuardHit *hit = lfirst(lc);
+
+			appendStringInfo(&detail, "%s %s (%s)", lc == list_head(refused) ? "" : ",",
+							 column_path(hit), action_effect(hit->action));
+		}
+		appendStringInfoChar(&detail, '.');
+	}
+	if (allow_drop_has_value() && !allow_drop_set_locally())
+		appendStringInfoString(&detail, " domi.allow_drop is set, but not with SET LOCAL in this transaction: only that counts.");
+
+	switch (first->action)
+	{
+		case GUARD_UNGUARD:
+			ereport(ERROR,
+					(errcode(DOMI_ERRCODE_PROTECTED_COLUMN),
+					 errmsg("cannot drop extension \"domi\" while column \"%s\" of table \"%s\" is protected",
+							first->column, table_path(first)),
+					 errdetail_internal("%s", detail.data),
+					 errhint("Run domi.unprotect_column() for each protected column first, or SET LOCAL domi.allow_drop = %s in the same transaction.",
+							 quote_literal_cstr(allow_drop_value_for(hits)))));
+			break;
+		case GUARD_VANISHED:
+			ereport(ERROR,
+					(errcode(DOMI_ERRCODE_PROTECTED_COLUMN),
+					 errmsg("protected column \"%s\" of table \"%s\" no longer exists",
+							first->column, table_path(first)),
+					 errdetail_internal("%s", detail.data),
+					 errhint("Give the column its name back, or SET LOCAL domi.allow_drop = %s in the same transaction to drop its protection.",
+							 quote_literal_cstr(allow_drop_value_for(hits)))));
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(DOMI_ERRCODE_PROTECTED_COLUMN),
+					 errmsg("cannot %s protected column \"%s\" of table \"%s\"",
+							action_verb(first->action), first->column, table_path(first)),
+					 errdetail_internal("%s", detail.data),
+					 errhint("To go ahead, run SET LOCAL domi.allow_drop = %s first in the same transaction.",
+							 quote_literal_cstr(allow_drop_value_for(hits)))));
+			break;
+	}
+}
+
+/* The server log gets who did it; the client gets a notice. */
+static void
+report_override(const GuardHit *hit, CommandTag tag)
+{
+	const char *role = GetUserNameFromId(GetUserId(), false);
+	char	   *what;
+
+	switch (hit->action)
+	{
+		case GUARD_DROP:
+			what = pstrdup("dropped");
+			break;
+		case GUARD_RETYPE:
+			what = psprintf("changed to type %s, and stays protected",
+							format_type_with_typemod(hit->new_type, hit->new_typmod));
+			break;
+		case GUARD_RENAME:
+			what = psprintf("renamed to \"%s\", and stays protected", hit->new_name);
+			break;
+		case GUARD_VANISHED:
+			what = pstrdup("no longer protected");
+			break;
+		default:
+			what = pstrdup("left unprotected by dropping the extension");
+			break;
+	}
+	ereport(LOG_SERVER_ONLY,
+			(errmsg("protected column \"%s\" of table \"%s\" %s under domi.allow_drop",
+					hit->column, table_path(hit), what),
+			 errdetail("Role \"%s\" ran %s with SET LOCAL domi.allow_drop naming %s.",
+					   role, command_name(tag), column_path(hit))));
+	ereport(NOTICE,
+			(errmsg("protected column \"%s\" of table \"%s\" %s under domi.allow_drop",
+					hit->column, table_path(hit), what)));
+}
+
+/*
+ * Refuse the statement unless the transaction allowed every hit; if it did,
+ * log each and bring the registry up to date.  Runs inside registry_open.
+ */
+static void
+guard_enforce(List *hits, CommandTag tag)
+{
+	List	   *refused = NIL;
+	ListCell   *lc;
+
+	foreach(lc, hits)
+	{
+		if (!allow_drop_names(lfirst(lc)))
+			refused = lappend(refused, lfirst(lc));
+	}
+	if (refused != NIL)
+		report_refusal(hits, refused, tag);
+
+	foreach(lc, hits)
+	{
+		report_override(lfirst(lc), tag);
+		registry_follow(lfirst(lc));
+	}
+}
+
+static EventTriggerData *
+event_trigger_data(FunctionCallInfo fcinfo, const char *event)
+{
+	EventTriggerData *trigdata;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function can only be called as an event trigger on %s", event)));
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (strcmp(trigdata->event, event) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function can only be called as an event trigger on %s", event)));
+	return trigdata;
+}
+
+/* ---------------------------------------------------------------------
+ * Event triggers
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * sql_drop: protected columns among the dropped objects.  A dropped table
+ * takes all its protected columns; a dropped column is matched by name
+ * (address_names is schema, table, column), as its catalog row is gone.
+ */
+static const char *const dropped_protected_sql =
+"SELECT r.tbl::oid, d.address_names[1], d.address_names[2], r.col::text"
+"  FROM pg_event_trigger_dropped_objects() d"
+"  JOIN domi._protected_columns r ON r.tbl = d.objid"
+" WHERE d.classid = 'pg_class'::regclass"
+"   AND (d.objsubid = 0 OR d.address_names[3] = r.col::text)"
+" ORDER BY 2, 3, 4";
+
+Datum
+domi_guard_sql_drop(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = event_trigger_data(fcinfo, "sql_drop");
+	RegistryAccess access;
+
+	if (!registry_open(&access))
+		PG_RETURN_VOID();
+	registry_execute(dropped_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	guard_enforce(hits_from_result(GUARD_DROP), trigdata->tag);
+	registry_close(&access);
+	PG_RETURN_VOID();
+}
+
+/*
+ * ddl_command_end of ALTER TABLE / ALTER TYPE: the tables the statement
+ * touched, their inheritance children and partitions (ALTER TABLE recurses
+ * into them, and reports only the table it was given), and the typed tables
+ * of an altered composite type.  Of their protected columns, those whose name
+ * is gone or whose type is not the recorded one.
+ */
+static const char *const altered_protected_sql =
+"WITH RECURSIVE cmd AS ("
+"    SELECT classid, objid FROM pg_event_trigger_ddl_commands()"
+"), touched(relid) AS ("
+"    SELECT objid FROM cmd WHERE classid = 'pg_class'::regclass"
+"    UNION"
+"    SELECT c.oid FROM pg_class c"
+"     WHERE c.reloftype IN (SELECT objid FROM cmd WHERE classid = 'pg_type'::regclass"
+"                           UNION SELECT t.reltype FROM cmd JOIN pg_class t ON t.oid = cmd.objid"
+"                            WHERE cmd.classid = 'pg_class'::regclass)"
+"    UNION"
+"    SELECT i.inhrelid FROM pg_inherits i JOIN touched ON i.inhparent = touched.relid"
+")"
+"SELECT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text,"
+"       a.attnum IS NULL, coalesce(a.atttypid, 0), coalesce(a.atttypmod, -1)"
+"  FROM domi._protected_columns r"
+"  JOIN (SELECT DISTINCT relid FROM touched) t ON t.relid = r.tbl"
+"  JOIN pg_class c ON c.oid = r.tbl"
+"  JOIN pg_namespace n ON n.oid = c.relnamespace"
+"  LEFT JOIN pg_attribute a ON a.attrelid = r.tbl AND a.attname = r.col"
+"                          AND a.attnum > 0 AND NOT a.attisdropped"
+" WHERE a.attnum IS NULL OR a.atttypid <> r.typ OR a.atttypmod <> r.typmod"
+" ORDER BY 2, 3, 4";
+
+/* The new name when the statement is a rename of this column. */
+static char *
+renamed_to(Node *parsetree, const char *column)
+{
+	RenameStmt *stmt;
+
+	if (parsetree == NULL || !IsA(parsetree, RenameStmt))
+		return NULL;
+	stmt = (RenameStmt *) parsetree;
+	if ((stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_ATTRIBUTE) ||
+		stmt->subname == NULL || strcmp(stmt->subname, column) != 0)
+		return NULL;
+	return pstrdup(stmt->newname);
+}
+
+Datum
+domi_guard_ddl_end(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = event_trigger_data(fcinfo, "ddl_command_end");
+	RegistryAccess access;
+	List	   *hits;
+	ListCell   *lc;
+	uint64		row = 0;
+
+	if (!registry_open(&access))
+		PG_RETURN_VOID();
+	registry_execute(altered_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	hits = hits_from_result(GUARD_RETYPE);
+	foreach(lc, hits)
+	{
+		GuardHit   *hit = lfirst(lc);
+
+		if (DatumGetBool(spi_datum(row, 5)))
+		{
+			hit->new_name = renamed_to(trigdata->parsetree, hit->column);
+			hit->action = hit->new_name ? GUARD_RENAME : GUARD_VANISHED;
+		}
+		else
+		{
+			hit->new_type = DatumGetObjectId(spi_datum(row, 6));
+			hit->new_typmod = DatumGetInt32(spi_datum(row, 7));
+		}
+		row++;
+	}
+	guard_enforce(hits, trigdata->tag);
+	registry_close(&access);
+	PG_RETURN_VOID();
+}
+
+static bool
+names_domi(List *names)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		if (strcmp(strVal(lfirst(lc)), REGISTRY_SCHEMA) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Would this statement drop the extension, and with it the guard? */
+static bool
+drops_the_guard(Node *parsetree)
+{
+	if (IsA(parsetree, DropStmt))
+	{
+		DropStmt   *stmt = (DropStmt *) parsetree;
+
+		/* The extension and its schema are both called domi. */
+		return (stmt->removeType == OBJECT_EXTENSION ||
+				stmt->removeType == OBJECT_SCHEMA) && names_domi(stmt->objects);
+	}
+	if (IsA(parsetree, DropOwnedStmt))
+	{
+		DropOwnedStmt *stmt = (DropOwnedStmt *) parsetree;
+		Oid			types[1] = {OIDOID};
+		ListCell   *lc;
+
+		foreach(lc, stmt->roles)
+		{
+			Oid			role = get_rolespec_oid(lfirst(lc), true);
+			Datum		values[1] = {ObjectIdGetDatum(role)};
+
+			registry_execute("SELECT FROM pg_extension WHERE extname = 'domi' AND extowner = $1",
+							 1, types, values, SPI_OK_SELECT);
+			if (SPI_processed > 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+Datum
+domi_guard_ddl_start(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata = event_trigger_data(fcinfo, "ddl_command_start");
+	RegistryAccess access;
+
+	if (!registry_open(&access))
+		PG_RETURN_VOID();
+	if (drops_the_guard(trigdata->parsetree))
+	{
+		registry_execute("SELECT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
+						 "  FROM domi._protected_columns r"
+						 "  JOIN pg_class c ON c.oid = r.tbl"
+						 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+						 " ORDER BY 2, 3, 4",
+						 0, NULL, NULL, SPI_OK_SELECT);
+		guard_enforce(hits_from_result(GUARD_UNGUARD), trigdata->tag);
+	}
+	registry_close(&access);
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * domi.protect_column and domi.unprotect_column
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The table behind a regclass argument, checked as the caller: it exists,
+ * is a permanent ordinary or partitioned table, and the caller owns it.
+ * Locked against concurrent DROP and ALTER until the transaction ends.
+ */
+static void
+check_protectable_table(FunctionCallInfo fcinfo, Oid *relid, char **schema, char **table)
+{
+	HeapTuple	tuple;
+	Form_pg_class form;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table and column must not be NULL")));
+	*relid = PG_GETARG_OID(0);
+	LockRelationOid(*relid, AccessShareLock);
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(*relid));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", *relid)));
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	*schema = get_namespace_name(form->relnamespace);
+	*table = pstrdup(NameStr(form->relname));
+	if (form->relkind != RELKIND_RELATION && form->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", quote_qualified_identifier(*schema, *table)),
+				 errdetail("Only columns of ordinary and partitioned tables can be protected.")));
+	if (form->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot protect a column of temporary table \"%s\"", NameStr(form->relname)),
+				 errdetail("Temporary tables are dropped at the end of their session without running event triggers.")));
+	if (!pg_class_ownercheck(*relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(form->relkind), *table);
+	ReleaseSysCache(tuple);
+}
+
+/*
+ * domi.protect_column(tbl regclass, col name) returns boolean
+ *
+ * True when the column became protected, false when it already was.
+ */
+Datum
+domi_protect_column(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *schema;
+	char	   *table;
+	Name		column;
+	HeapTuple	atttuple;
+	Form_pg_attribute att;
+	Oid			types[5] = {OIDOID, NAMEOID, OIDOID, INT4OID, NAMEOID};
+	Datum		values[5];
+	RegistryAccess access;
+	bool		added;
+
+	check_protectable_table(fcinfo, &relid, &schema, &table);
+	column = PG_GETARG_NAME(1);
+	atttuple = SearchSysCacheAttName(relid, NameStr(*column));
+	if (!HeapTupleIsValid(atttuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						NameStr(*column), table)));
+	att = (Form_pg_attribute) GETSTRUCT(atttuple);
+	if (att->attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot protect system column \"%s\"", NameStr(*column))));
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = NameGetDatum(column);
+	values[2] = ObjectIdGetDatum(att->atttypid);
+	values[3] = Int32GetDatum(att->atttypmod);
+	values[4] = DirectFunctionCall1(namein,
+									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
+	ReleaseSysCache(atttuple);
+
+	if (!registry_open(&access))
+		elog(ERROR, "drop guard registry is missing");
+	registry_execute("INSERT INTO domi._protected_columns (tbl, col, typ, typmod, protected_by)"
+					 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tbl, col) DO NOTHING",
+					 5, types, values, SPI_OK_INSERT);
+	added = SPI_processed > 0;
+	registry_close(&access);
+	PG_RETURN_BOOL(added);
+}
+
+/*
+ * domi.unprotect_column(tbl regclass, col name) returns boolean
+ *
+ * True when a protection was removed, false when there was none.  The column
+ * need not exist any more: a protection whose column was lost can be removed.
+ */
+Datum
+domi_unprotect_column(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *schema;
+	char	   *table;
+	Oid			types[2] = {OIDOID, NAMEOID};
+	Datum		values[2];
+	RegistryAccess access;
+	bool		removed;
+
+	check_protectable_table(fcinfo, &relid, &schema, &table);
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = NameGetDatum(PG_GETARG_NAME(1));
+
+	if (!registry_open(&access))
+		elog(ERROR, "drop guard registry is missing");
+	registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
+					 2, types, values, SPI_OK_DELETE);
+	removed = SPI_processed > 0;
+	registry_close(&access);
+	if (removed)
+		ereport(LOG_SERVER_ONLY,
+				(errmsg("column \"%s\" of table \"%s.%s\" is no longer protected",
+						NameStr(*PG_GETARG_NAME(1)), schema, table),
+				 errdetail("Role \"%s\" ran domi.unprotect_column().",
+						   GetUserNameFromId(GetUserId(), false))));
+	PG_RETURN_BOOL(removed);
+}
