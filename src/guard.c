@@ -669,11 +669,14 @@ report_refusal(List *hits, List *refused, CommandTag tag)
 	}
 }
 
-/* The server log gets who did it; the client gets a notice. */
+/*
+ * The server log gets who did it (the role that ran the statement, not the
+ * registry's owner we act as now); the client gets a notice.
+ */
 static void
-report_override(const GuardHit *hit, CommandTag tag)
+report_override(const GuardHit *hit, CommandTag tag, Oid caller)
 {
-	const char *role = GetUserNameFromId(GetUserId(), false);
+	const char *role = GetUserNameFromId(caller, false);
 	char	   *what;
 
 	switch (hit->action)
@@ -710,7 +713,7 @@ report_override(const GuardHit *hit, CommandTag tag)
  * log each and bring the registry up to date.  Runs inside registry_open.
  */
 static void
-guard_enforce(List *hits, CommandTag tag)
+guard_enforce(List *hits, CommandTag tag, const RegistryAccess *access)
 {
 	List	   *refused = NIL;
 	ListCell   *lc;
@@ -725,7 +728,7 @@ guard_enforce(List *hits, CommandTag tag)
 
 	foreach(lc, hits)
 	{
-		report_override(lfirst(lc), tag);
+		report_override(lfirst(lc), tag, access->save_userid);
 		registry_follow(lfirst(lc));
 	}
 }
@@ -774,7 +777,7 @@ domi_guard_sql_drop(PG_FUNCTION_ARGS)
 	if (!registry_open(&access))
 		PG_RETURN_VOID();
 	registry_execute(dropped_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
-	guard_enforce(hits_from_result(GUARD_DROP), trigdata->tag);
+	guard_enforce(hits_from_result(GUARD_DROP), trigdata->tag, &access);
 	registry_close(&access);
 	PG_RETURN_VOID();
 }
@@ -854,7 +857,7 @@ domi_guard_ddl_end(PG_FUNCTION_ARGS)
 		}
 		row++;
 	}
-	guard_enforce(hits, trigdata->tag);
+	guard_enforce(hits, trigdata->tag, &access);
 	registry_close(&access);
 	PG_RETURN_VOID();
 }
@@ -920,7 +923,7 @@ domi_guard_ddl_start(PG_FUNCTION_ARGS)
 						 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
 						 " ORDER BY 2, 3, 4",
 						 0, NULL, NULL, SPI_OK_SELECT);
-		guard_enforce(hits_from_result(GUARD_UNGUARD), trigdata->tag);
+		guard_enforce(hits_from_result(GUARD_UNGUARD), trigdata->tag, &access);
 	}
 	registry_close(&access);
 	PG_RETURN_VOID();
