@@ -56,6 +56,7 @@
 #include "catalog/objectaddress.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "executor/spi.h"
@@ -67,6 +68,7 @@
 #include "storage/lmgr.h"
 #include "tcop/cmdtag.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -448,11 +450,53 @@ registry_close(RegistryAccess *access)
 		elog(ERROR, "SPI_finish failed");
 }
 
+/*
+ * Every registry statement is planned once per backend and kept: DDL that
+ * touches no protected column must stay cheap (bench/guard).  A kept plan is
+ * re-planned by the plan cache when the registry is dropped and re-created
+ * (DROP and CREATE EXTENSION), and search_path is always the pinned one.
+ */
+#define MAX_REGISTRY_PLANS 16
+
+typedef struct RegistryPlan
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+} RegistryPlan;
+
+static RegistryPlan registry_plans[MAX_REGISTRY_PLANS];
+static int	registry_plan_count = 0;
+
+static SPIPlanPtr
+registry_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan;
+	int			i;
+
+	for (i = 0; i < registry_plan_count; i++)
+	{
+		if (registry_plans[i].sql == sql || strcmp(registry_plans[i].sql, sql) == 0)
+			return registry_plans[i].plan;
+	}
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare drop guard registry query: %s",
+			 SPI_result_code_string(SPI_result));
+	if (registry_plan_count == MAX_REGISTRY_PLANS)
+		return plan;			/* not kept: freed with the SPI context */
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep drop guard registry query");
+	registry_plans[registry_plan_count].sql = sql;
+	registry_plans[registry_plan_count].plan = plan;
+	registry_plan_count++;
+	return plan;
+}
+
 static void
 registry_execute(const char *sql, int nargs, Oid *types, Datum *values,
 				 int expected)
 {
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	int			ret = SPI_execute_plan(registry_plan(sql, nargs, types), values, NULL, false, 0);
 
 	if (ret != expected)
 		elog(ERROR, "drop guard registry query failed: %s", SPI_result_code_string(ret));
@@ -782,37 +826,6 @@ domi_guard_sql_drop(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/*
- * ddl_command_end of ALTER TABLE / ALTER TYPE: the tables the statement
- * touched, their inheritance children and partitions (ALTER TABLE recurses
- * into them, and reports only the table it was given), and the typed tables
- * of an altered composite type.  Of their protected columns, those whose name
- * is gone or whose type is not the recorded one.
- */
-static const char *const altered_protected_sql =
-"WITH RECURSIVE cmd AS ("
-"    SELECT classid, objid FROM pg_event_trigger_ddl_commands()"
-"), touched(relid) AS ("
-"    SELECT objid FROM cmd WHERE classid = 'pg_class'::regclass"
-"    UNION"
-"    SELECT c.oid FROM pg_class c"
-"     WHERE c.reloftype IN (SELECT objid FROM cmd WHERE classid = 'pg_type'::regclass"
-"                           UNION SELECT t.reltype FROM cmd JOIN pg_class t ON t.oid = cmd.objid"
-"                            WHERE cmd.classid = 'pg_class'::regclass)"
-"    UNION"
-"    SELECT i.inhrelid FROM pg_inherits i JOIN touched ON i.inhparent = touched.relid"
-")"
-"SELECT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text,"
-"       a.attnum IS NULL, coalesce(a.atttypid, 0), coalesce(a.atttypmod, -1)"
-"  FROM domi._protected_columns r"
-"  JOIN (SELECT DISTINCT relid FROM touched) t ON t.relid = r.tbl"
-"  JOIN pg_class c ON c.oid = r.tbl"
-"  JOIN pg_namespace n ON n.oid = c.relnamespace"
-"  LEFT JOIN pg_attribute a ON a.attrelid = r.tbl AND a.attname = r.col"
-"                          AND a.attnum > 0 AND NOT a.attisdropped"
-" WHERE a.attnum IS NULL OR a.atttypid <> r.typ OR a.atttypmod <> r.typmod"
-" ORDER BY 2, 3, 4";
-
 /* The new name when the statement is a rename of this column. */
 static char *
 renamed_to(Node *parsetree, const char *column)
@@ -828,34 +841,157 @@ renamed_to(Node *parsetree, const char *column)
 	return pstrdup(stmt->newname);
 }
 
+/* Add the typed tables of a composite type (ALTER TYPE ... CASCADE reaches them). */
+static List *
+add_typed_tables(List *relids, Oid typid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(typid)};
+	uint64		row;
+
+	registry_execute("SELECT oid FROM pg_class WHERE reloftype = $1", 1, types, values, SPI_OK_SELECT);
+	for (row = 0; row < SPI_processed; row++)
+		relids = list_append_unique_oid(relids, DatumGetObjectId(spi_datum(row, 1)));
+	return relids;
+}
+
+/*
+ * The tables an ALTER TABLE / ALTER TYPE touched: the ones it reports, their
+ * inheritance children and partitions (ALTER TABLE recurses into them and
+ * reports only the table it was given), and the typed tables of an altered
+ * composite type.  The statement holds its locks on all of them.
+ */
+static List *
+touched_tables(void)
+{
+	List	   *reported = NIL;
+	List	   *relids = NIL;
+	ListCell   *lc;
+	uint64		row;
+
+	registry_execute("SELECT classid, objid FROM pg_event_trigger_ddl_commands()",
+					 0, NULL, NULL, SPI_OK_SELECT);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		ObjectAddress *address = palloc(sizeof(ObjectAddress));
+
+		address->classId = DatumGetObjectId(spi_datum(row, 1));
+		address->objectId = DatumGetObjectId(spi_datum(row, 2));
+		address->objectSubId = 0;
+		reported = lappend(reported, address);
+	}
+	foreach(lc, reported)
+	{
+		ObjectAddress *address = lfirst(lc);
+
+		if (address->classId == TypeRelationId)
+			relids = add_typed_tables(relids, address->objectId);
+		else if (address->classId != RelationRelationId)
+			continue;
+		else if (get_rel_relkind(address->objectId) == RELKIND_COMPOSITE_TYPE)
+			relids = add_typed_tables(relids, get_rel_type_id(address->objectId));
+		else
+			relids = list_append_unique_oid(relids, address->objectId);
+	}
+	foreach(lc, relids)
+	{
+		/* The list grows as we go: children of typed tables are covered too. */
+		relids = list_concat_unique_oid(relids,
+										find_all_inheritors(lfirst_oid(lc), NoLock, NULL));
+	}
+	return relids;
+}
+
+static Datum
+oid_array(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/*
+ * A protected column of a touched table, compared with its catalog entry:
+ * a hit when its name is gone (renamed, if the statement renamed it) or its
+ * type or type modifier is not the recorded one.  NULL when all is well.
+ */
+static GuardHit *
+check_protected_column(Oid relid, const char *column, Oid typid, int32 typmod,
+					   Node *parsetree)
+{
+	HeapTuple	tuple = SearchSysCacheAttName(relid, column);
+	GuardHit   *hit;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tuple);
+		bool		same = att->atttypid == typid && att->atttypmod == typmod;
+
+		hit = same ? NULL : palloc0(sizeof(GuardHit));
+		if (hit)
+		{
+			hit->action = GUARD_RETYPE;
+			hit->new_type = att->atttypid;
+			hit->new_typmod = att->atttypmod;
+		}
+		ReleaseSysCache(tuple);
+		if (hit == NULL)
+			return NULL;
+	}
+	else
+	{
+		hit = palloc0(sizeof(GuardHit));
+		hit->new_name = renamed_to(parsetree, column);
+		hit->action = hit->new_name ? GUARD_RENAME : GUARD_VANISHED;
+	}
+	hit->relid = relid;
+	hit->schema = get_namespace_name(get_rel_namespace(relid));
+	hit->table = get_rel_name(relid);
+	hit->column = pstrdup(column);
+	return hit;
+}
+
+/*
+ * ddl_command_end of ALTER TABLE / ALTER TYPE: the protected columns of every
+ * touched table must keep their name and their recorded type.  Comparing
+ * states catches a change however it was written (USING, a typed table's
+ * ALTER TYPE, a rename of an inherited column).
+ */
 Datum
 domi_guard_ddl_end(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata = event_trigger_data(fcinfo, "ddl_command_end");
 	RegistryAccess access;
-	List	   *hits;
-	ListCell   *lc;
-	uint64		row = 0;
+	List	   *relids;
+	List	   *hits = NIL;
+	Oid			types[1] = {OIDARRAYOID};
+	Datum		values[1];
+	uint64		row;
 
 	if (!registry_open(&access))
 		PG_RETURN_VOID();
-	registry_execute(altered_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
-	hits = hits_from_result(GUARD_RETYPE);
-	foreach(lc, hits)
+	relids = touched_tables();
+	if (relids != NIL)
 	{
-		GuardHit   *hit = lfirst(lc);
+		values[0] = oid_array(relids);
+		registry_execute("SELECT tbl::oid, col::text, typ::oid, typmod FROM domi._protected_columns"
+						 " WHERE tbl = ANY ($1) ORDER BY tbl, col",
+						 1, types, values, SPI_OK_SELECT);
+		for (row = 0; row < SPI_processed; row++)
+		{
+			GuardHit   *hit = check_protected_column(DatumGetObjectId(spi_datum(row, 1)),
+													 spi_text(row, 2),
+													 DatumGetObjectId(spi_datum(row, 3)),
+													 DatumGetInt32(spi_datum(row, 4)),
+													 trigdata->parsetree);
 
-		if (DatumGetBool(spi_datum(row, 5)))
-		{
-			hit->new_name = renamed_to(trigdata->parsetree, hit->column);
-			hit->action = hit->new_name ? GUARD_RENAME : GUARD_VANISHED;
+			if (hit)
+				hits = lappend(hits, hit);
 		}
-		else
-		{
-			hit->new_type = DatumGetObjectId(spi_datum(row, 6));
-			hit->new_typmod = DatumGetInt32(spi_datum(row, 7));
-		}
-		row++;
 	}
 	guard_enforce(hits, trigdata->tag, &access);
 	registry_close(&access);
