@@ -619,7 +619,7 @@ action_effect(GuardAction action)
 		case GUARD_RENAME:
 			return "rename it";
 		case GUARD_VANISHED:
-			return "find it missing";
+			return "find it missing";	/* reported apart, see report_refusal */
 		case GUARD_UNGUARD:
 			return "remove its protection";
 	}
@@ -660,7 +660,9 @@ report_refusal(List *hits, List *refused, CommandTag tag)
 	StringInfoData detail;
 
 	initStringInfo(&detail);
-	if (list_length(refused) == 1)
+	if (list_length(refused) == 1 && first->action == GUARD_VANISHED)
+		appendStringInfoString(&detail, "The column is protected with domi.protect_column(), but the table has no column of that name any more (it was renamed or dropped while the guard's event triggers were disabled).");
+	else if (list_length(refused) == 1)
 		appendStringInfo(&detail, "The column is protected with domi.protect_column(), and %s would %s.",
 						 command_name(tag), action_effect(first->action));
 	else
@@ -674,7 +676,8 @@ report_refusal(List *hits, List *refused, CommandTag tag)
 			const GuardHit *hit = lfirst(lc);
 
 			appendStringInfo(&detail, "%s %s (%s)", lc == list_head(refused) ? "" : ",",
-							 column_path(hit), action_effect(hit->action));
+							 column_path(hit),
+							 hit->action == GUARD_VANISHED ? "missing" : action_effect(hit->action));
 		}
 		appendStringInfoChar(&detail, '.');
 	}

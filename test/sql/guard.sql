@@ -137,6 +137,49 @@ SELECT domi.protect_column('app.base', 'id');
 DROP TABLE app.child;
 SELECT schema_name, table_name, column_name, column_type FROM domi.protected_columns ORDER BY 1, 2, 3;
 
+-- Typed tables: ALTER TYPE ... CASCADE reaches their columns.
+CREATE TYPE app.address AS (street text, zip varchar(10));
+CREATE TABLE app.addresses OF app.address;
+SELECT domi.protect_column('app.addresses', 'zip');
+ALTER TYPE app.address ALTER ATTRIBUTE zip TYPE varchar(20) CASCADE;
+ALTER TYPE app.address RENAME ATTRIBUTE zip TO postcode CASCADE;
+ALTER TYPE app.address DROP ATTRIBUTE zip CASCADE;
+DROP TYPE app.address CASCADE;
+SELECT domi.unprotect_column('app.addresses', 'zip');
+DROP TABLE app.addresses;
+DROP TYPE app.address;
+
+-- The guard queries its registry as the registry's owner: objects of the
+-- caller's search_path must not run there.  An operator "=" on oids that
+-- raises, first in search_path, changes nothing.
+CREATE FUNCTION app.trap(oid, oid) RETURNS boolean LANGUAGE plpgsql
+	AS $$ BEGIN RAISE EXCEPTION 'the trap operator ran'; END $$;
+CREATE OPERATOR app.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = app.trap);
+CREATE FUNCTION app.trap(text, text) RETURNS boolean LANGUAGE plpgsql
+	AS $$ BEGIN RAISE EXCEPTION 'the trap operator ran'; END $$;
+CREATE OPERATOR app.= (LEFTARG = text, RIGHTARG = text, FUNCTION = app.trap);
+SET search_path = app, pg_catalog, public;
+ALTER TABLE items DROP COLUMN embedding;
+ALTER TABLE items ADD COLUMN probe int;
+ALTER TABLE items DROP COLUMN probe;
+SET search_path = app, public;
+DROP OPERATOR app.= (oid, oid);
+DROP OPERATOR app.= (text, text);
+DROP FUNCTION app.trap(oid, oid);
+DROP FUNCTION app.trap(text, text);
+
+-- A superuser can disable the guard's triggers (PostgreSQL does not report
+-- ALTER EVENT TRIGGER to event triggers).  A protected column renamed
+-- meanwhile is found missing by the next ALTER TABLE of its table, until it
+-- gets its name back or the transaction allows dropping the protection.
+ALTER EVENT TRIGGER domi_drop_guard_alter DISABLE;
+ALTER TABLE items RENAME COLUMN title TO caption;
+ALTER EVENT TRIGGER domi_drop_guard_alter ENABLE ALWAYS;
+ALTER TABLE items ADD COLUMN probe int;
+ALTER TABLE items RENAME COLUMN caption TO title;
+ALTER TABLE items ADD COLUMN probe int;
+ALTER TABLE items DROP COLUMN probe;
+
 -- Dropping domi itself would remove every protection: refused too.
 DROP EXTENSION domi;
 DROP EXTENSION domi CASCADE;
