@@ -58,7 +58,7 @@ sub check_restored
 	like($stderr, qr/cannot drop protected column "embedding"/,
 		"$how: also against dropping the type's extension");
 	is($node->safe_psql($db, 'SELECT embedding FROM app.items'), 'Alpha', "$how: the data is there");
-	is($node->safe_psql($db, q{SELECT string_agg(evtname || '=' || evtenabled, ',' ORDER BY evtname)
+	is($node->safe_psql($db, q{SELECT string_agg(evtname || '=' || evtenabled::text, ',' ORDER BY evtname)
 		FROM pg_event_trigger WHERE evtname LIKE 'domi_drop_guard%'}),
 		'domi_drop_guard_alter=A,domi_drop_guard_drop=A,domi_drop_guard_self=A',
 		"$how: the guard's triggers fire always (replica mode too)");
