@@ -157,6 +157,42 @@ $node->safe_psql('postgres', q{
 });
 is(columns(), 'id,embedding', 'the protected column survived replica mode');
 
+# Concurrency: protect_column locks the table, so a DROP that commits while
+# it waits leaves no protection of a table that is gone, and a protection
+# committed while a DROP waits is seen by that DROP.
+$node->safe_psql('postgres', 'CREATE TABLE app.race (id int, secret text); ALTER TABLE app.race OWNER TO migrator');
+my $dropper = $node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'migrator' ]);
+my $protector = $node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'migrator' ]);
+bg($dropper, 'BEGIN; DROP TABLE app.race');
+# Sent without waiting for the answer: it waits for the dropper's lock.
+$protector->{stdin} .= "SELECT domi.protect_column('app.race', 'secret');\n\\echo protect-done\n";
+$protector->{run}->pump_nb;
+$node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE wait_event_type = 'Lock' AND query LIKE '%protect_column%'})
+  or die 'protect_column did not wait for the lock';
+bg($dropper, 'COMMIT');
+$protector->{run}->pump until $protector->{stdout} =~ /protect-done/;
+like($protector->{stderr}, qr/does not exist/, 'protect_column waiting on a DROP that commits fails: the table is gone');
+$protector->{stderr} = '';
+$protector->{stdout} = '';
+is($node->safe_psql('postgres', 'SELECT count(*) FROM domi._protected_columns'), '1',
+	'and the registry holds no row for it');
+
+$node->safe_psql('postgres', 'CREATE TABLE app.race (id int, secret text); ALTER TABLE app.race OWNER TO migrator');
+bg($protector, "BEGIN; SELECT domi.protect_column('app.race', 'secret')");
+$dropper->{stdin} .= "DROP TABLE app.race;\n\\echo drop-done\n";
+$dropper->{run}->pump_nb;
+$node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE wait_event_type = 'Lock' AND query LIKE 'DROP TABLE app.race%'})
+  or die 'DROP TABLE did not wait for the lock';
+bg($protector, 'COMMIT');
+$dropper->{run}->pump until $dropper->{stdout} =~ /drop-done/;
+like($dropper->{stderr}, qr/cannot drop protected column "secret" of table "app.race"/,
+	'a DROP waiting on protect_column sees the committed protection and is refused');
+$dropper->quit;
+$protector->quit;
+$node->safe_psql('postgres', q{SELECT domi.unprotect_column('app.race', 'secret'); DROP TABLE app.race});
+
 # A restart changes nothing.
 $node->restart;
 ($ret, $stdout, $stderr) = as_role('migrator', 'DROP TABLE app.items');
