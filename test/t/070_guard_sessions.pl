@@ -172,7 +172,7 @@ $node->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
   or die 'protect_column did not wait for the lock';
 bg($dropper, 'COMMIT');
 $protector->{run}->pump until $protector->{stdout} =~ /protect-done/;
-like($protector->{stderr}, qr/does not exist/, 'protect_column waiting on a DROP that commits fails: the table is gone');
+like($protector->{stderr}, qr/relation with OID \d+ does not exist/, 'protect_column waiting on a DROP that commits fails: the table is gone');
 $protector->{stderr} = '';
 $protector->{stdout} = '';
 is($node->safe_psql('postgres', 'SELECT count(*) FROM domi._protected_columns'), '1',
