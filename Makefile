@@ -15,7 +15,10 @@ OBJS = \
 	src/tenant.o \
 	src/crypto.o \
 	src/random.o \
-	src/rls.o
+	src/rls.o \
+	src/rootkey.o \
+	src/keyring.o \
+	src/rekey.o
 
 DATA = $(wildcard sql/domi--*.sql)
 

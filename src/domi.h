@@ -6,13 +6,19 @@
 #ifndef DOMI_H
 #define DOMI_H
 
+#include "utils/uuid.h"
+
 /* tenant.c: the domi.tenant_id setting and the tenant context functions */
 extern void domi_tenant_init(void);
+extern const pg_uuid_t *domi_required_tenant(void);
 
 /* crypto.c: libsodium and the random generator (internal API in crypto.h) */
 extern void domi_crypto_init(void);
 
 /* rls.c: the domi.rls_guard and domi.tenant_column settings, policy trees */
 extern void domi_rls_init(void);
+
+/* keyring.c, rootkey.c: the root key and tenant keys (internal API in keyring.h) */
+extern void domi_keyring_init(void);
 
 #endif							/* DOMI_H */
