@@ -588,6 +588,25 @@ insert_key(const pg_uuid_t *tenant, int32 version, KeyState state,
 }
 
 /*
+ * Start adding a key version for tenant: with the root key, as the table's
+ * owner, under the tenant's lock, refusing a destroyed tenant.  Returns what
+ * the tenant has now.
+ */
+static TenantSummary
+begin_adding_version(OwnerSpi *spi, const pg_uuid_t *tenant)
+{
+	TenantSummary summary;
+
+	domi_require_root_key();
+	owner_spi_connect(spi);
+	lock_tenant_keys(tenant);
+	summary = tenant_summary(tenant);
+	if (summary.destroyed)
+		report_destroyed(tenant);
+	return summary;
+}
+
+/*
  * Make a fresh random key the tenant's active version, demoting the one
  * before to decrypt_only.  With only_if_none, do nothing when another
  * session made an active key first (first use).  Returns the active
@@ -602,12 +621,7 @@ add_active_key(const pg_uuid_t *tenant, bool only_if_none)
 	Oid			types[1] = {UUIDOID};
 	Datum		values[1] = {UUIDPGetDatum(tenant)};
 
-	domi_require_root_key();
-	owner_spi_connect(&spi);
-	lock_tenant_keys(tenant);
-	summary = tenant_summary(tenant);
-	if (summary.destroyed)
-		report_destroyed(tenant);
+	summary = begin_adding_version(&spi, tenant);
 	if (only_if_none && summary.has_active)
 	{
 		owner_spi_finish(&spi);
@@ -932,13 +946,7 @@ domi_import_tenant_key(PG_FUNCTION_ARGS)
 				(errcode(DOMI_ERRCODE_NULL_ARGUMENT),
 				 errmsg("key must not be null")));
 	key = domi_key_from_bytea(PG_GETARG_BYTEA_PP(1));
-	domi_require_root_key();
-
-	owner_spi_connect(&spi);
-	lock_tenant_keys(tenant);
-	summary = tenant_summary(tenant);
-	if (summary.destroyed)
-		report_destroyed(tenant);
+	summary = begin_adding_version(&spi, tenant);
 	check_no_foreign_root();
 	insert_key(tenant, summary.max_version + 1, KEY_DECRYPT_ONLY, key);
 	owner_spi_finish(&spi);
