@@ -13,6 +13,8 @@ SELECT domi.set_tenant('11111111-1111-1111-1111-111111111111') \g /dev/null
 INSERT INTO patients VALUES (1, domi.current_tenant(), domi.encrypt_text('allergic to penicillin'));
 SELECT id, length(notes) AS box_bytes, domi.decrypt_text(notes) AS notes FROM patients;
 COMMIT;
+INSERT INTO patients VALUES (100, '22222222-2222-2222-2222-222222222222',
+	domi.encrypt_text('no known allergies', '22222222-2222-2222-2222-222222222222'));
 \echo
 \echo 'Another tenant''s key does not open it (no key is named, none shown):'
 \set ON_ERROR_STOP 0
