@@ -235,10 +235,11 @@ BEGIN
 			COMMIT;
 			PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 			first_page := last_page;
-			-- Aim the next batch at batch_size rows.
-			pages := CASE WHEN scanned > 0
+			-- Aim the next batch at batch_size rows; after empty pages grow
+			-- at most to batch_size pages (a page holds a row or more).
+			pages := least(batch_size, CASE WHEN scanned > 0
 				THEN greatest(1, least(pages * 4, (pages * batch_size) / scanned))
-				ELSE pages * 2 END;
+				ELSE pages * 2 END);
 		END LOOP;
 	END LOOP;
 	RAISE NOTICE 'rekey of %.%: done, % values rewritten', tbl, col, total;

@@ -18,9 +18,10 @@
  * are transactional (sent at commit, replayed locally at abort), and
  * processed when the next statement takes its locks, so a rotation,
  * retirement or destruction committed in one session is seen by the next
- * statement of every other.  A cache filled from an older snapshot
- * (REPEATABLE READ, SERIALIZABLE, parallel queries) could miss an
- * invalidation sent before the fill, so it is wiped at transaction end.
+ * statement of every other.  The keyring reads the table with the latest
+ * snapshot, so what it caches is never older than the invalidations it has
+ * processed; only in a parallel query, which must use the query's
+ * snapshot, is the cache wiped at transaction end instead.
  */
 #include "postgres.h"
 
@@ -40,6 +41,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "domi.h"
@@ -245,20 +247,32 @@ owner_spi_finish(OwnerSpi *spi)
 }
 
 /*
- * Run one of our queries.  Outside parallel mode each gets a fresh snapshot
- * (read_only = false), so that what we cache is what is committed now; a
- * parallel worker may not advance the command counter, and reads with the
- * query's snapshot instead.
+ * Run one of our queries.  Outside parallel mode each reads the latest
+ * committed state (and this transaction's own changes), whatever the
+ * isolation level: the keyring is server state, like the catalogs, and a
+ * REPEATABLE READ snapshot would hide keys committed since it was taken
+ * (a stale cache, and a second "version 1" for a tenant another session
+ * just gave its first key).  A parallel worker may take no new snapshot;
+ * it reads with the query's.
  */
 static int
 owner_spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 			  const char *nulls, int expected)
 {
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
-										   IsInParallelMode(), 0);
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+	int			rc;
 
+	if (plan == NULL)
+		elog(ERROR, "keyring query could not be prepared: %s",
+			 SPI_result_code_string(SPI_result));
+	if (IsInParallelMode())
+		rc = SPI_execute_plan(plan, values, nulls, true, 0);
+	else
+		rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
+								  InvalidSnapshot, false, true, 0);
 	if (rc != expected)
 		elog(ERROR, "keyring query failed: %s", SPI_result_code_string(rc));
+	SPI_freeplan(plan);
 	return rc;
 }
 
@@ -436,7 +450,7 @@ cache_load(const pg_uuid_t *tenant)
 	}
 	kr->nkeys = next;
 
-	if (IsolationUsesXactSnapshot() || IsInParallelMode())
+	if (IsInParallelMode())
 		flush_at_transaction_end = true;
 	return kr;
 }

@@ -166,6 +166,8 @@ read_key_command(const char *command, char *text, size_t size, size_t *len,
 				 strerror(errno));
 		return false;
 	}
+	/* Unbuffered: the key text goes straight into the guarded buffer. */
+	setvbuf(pipe, NULL, _IONBF, 0);
 	while (*len < size - 1 && (got = fread(text + *len, 1, size - 1 - *len, pipe)) > 0)
 		*len += got;
 	/* Drain the rest, so the command is not killed by SIGPIPE. */

@@ -80,6 +80,20 @@ $s1->query_safe("SELECT domi.retire_tenant_key('$u', 1)");
 is($s1->query_safe("SELECT domi.decrypt_text('$after_rr', '$u')"), 'after',
 	'after a REPEATABLE READ transaction, session 2 sealed under the new version');
 
+# REPEATABLE READ and a first key made by another session after the
+# snapshot: the keyring sees it (it reads the latest committed state), so
+# the tenant does not get a second version 1 (that would be an error).
+my $w = '44444444-4444-4444-8444-444444444444';
+$s2->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$s2->query_safe('SELECT 1');
+my $first = $s1->query_safe("SELECT domi.encrypt_text('first', '$w')");
+my $rr_box = $s2->query_safe("SELECT domi.encrypt_text('in rr', '$w')");
+is($s2->query_safe("SELECT domi.decrypt_text('$first', '$w')"), 'first',
+	'a REPEATABLE READ transaction opens a value under a key made after its snapshot');
+$s2->query_safe('COMMIT');
+is($s1->query_safe("SELECT domi.decrypt_text('$rr_box', '$w') || ' ' || count(*) FROM domi.tenant_keys WHERE tenant = '$w'"),
+	'in rr 1', 'and sealed under that same key: the tenant has one key');
+
 # Destruction: the other session can neither open nor seal for the tenant.
 $s1->query_safe("SELECT domi.destroy_tenant_keys('$t')");
 like(try($s2, "SELECT domi.decrypt_text('$box2', '$t')"), qr/^55000: the keys of tenant .* have been destroyed/,
