@@ -380,6 +380,19 @@ is_decryptable(KeyState state)
 	return state == KEY_ACTIVE || state == KEY_DECRYPT_ONLY;
 }
 
+/* Unwrap a stored key into the next arena slot, as the entry's next key. */
+static void
+cache_add_key(TenantKeyring *kr, const KeyRow *row, const pg_uuid_t *tenant)
+{
+	int			slot = arena_used++;
+
+	unwrap_row(arena_slot(slot), row, tenant);
+	kr->versions[kr->nkeys] = row->version;
+	kr->slots[kr->nkeys++] = slot;
+	if (row->state == KEY_ACTIVE)
+		kr->has_active = true;
+}
+
 /* Read a tenant's keys from the table and cache them unwrapped. */
 static TenantKeyring *
 cache_load(const pg_uuid_t *tenant)
@@ -388,7 +401,6 @@ cache_load(const pg_uuid_t *tenant)
 	KeyRow	   *rows = fetch_key_rows(tenant, false, &nrows);
 	int			ndecryptable = 0;
 	int			i;
-	int			next;
 	TenantKeyring *kr;
 	bool		found;
 
@@ -416,39 +428,22 @@ cache_load(const pg_uuid_t *tenant)
 	kr->slots = MemoryContextAlloc(cache_context, sizeof(int) * (ndecryptable + 1));
 
 	/* The active key first, then the others newest first. */
-	next = 0;
-	for (i = 0; i < nrows; i++)
-		if (rows[i].state == KEY_ACTIVE)
-		{
-			kr->has_active = true;
-			kr->versions[next] = rows[i].version;
-			kr->slots[next++] = arena_used++;
-		}
-	for (i = 0; i < nrows; i++)
-		if (rows[i].state == KEY_DECRYPT_ONLY)
-		{
-			kr->versions[next] = rows[i].version;
-			kr->slots[next++] = arena_used++;
-		}
-	for (i = 0; i < next; i++)
+	PG_TRY();
 	{
-		int			j;
-
-		for (j = 0; j < nrows && rows[j].version != kr->versions[i]; j++)
-			;
-		PG_TRY();
-		{
-			unwrap_row(arena_slot(kr->slots[i]), &rows[j], tenant);
-		}
-		PG_CATCH();
-		{
-			/* A half-built entry must not stay behind. */
-			cache_flush();
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
+		for (i = 0; i < nrows; i++)
+			if (rows[i].state == KEY_ACTIVE)
+				cache_add_key(kr, &rows[i], tenant);
+		for (i = 0; i < nrows; i++)
+			if (rows[i].state == KEY_DECRYPT_ONLY)
+				cache_add_key(kr, &rows[i], tenant);
 	}
-	kr->nkeys = next;
+	PG_CATCH();
+	{
+		/* A half-built entry must not stay behind. */
+		cache_flush();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	if (IsInParallelMode())
 		flush_at_transaction_end = true;
