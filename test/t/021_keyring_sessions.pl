@@ -94,6 +94,15 @@ $s2->query_safe('COMMIT');
 is($s1->query_safe("SELECT domi.decrypt_text('$rr_box', '$w') || ' ' || count(*) FROM domi.tenant_keys WHERE tenant = '$w'"),
 	'in rr 1', 'and sealed under that same key: the tenant has one key');
 
+# A tenant without keys is remembered as such, until another session gives
+# it one.
+my $late = '55555555-5555-4555-8555-555555555555';
+like(try($s2, "SELECT domi.decrypt('\\x00', '$late')"), qr/^42704: tenant .* has no key/,
+	'session 2 learns that a tenant has no key');
+my $late_box = $s1->query_safe("SELECT domi.encrypt_text('late', '$late')");
+is($s2->query_safe("SELECT domi.decrypt_text('$late_box', '$late')"), 'late',
+	'and notices at once when session 1 makes its first key');
+
 # Destruction: the other session can neither open nor seal for the tenant.
 $s1->query_safe("SELECT domi.destroy_tenant_keys('$t')");
 like(try($s2, "SELECT domi.decrypt_text('$box2', '$t')"), qr/^55000: the keys of tenant .* have been destroyed/,
@@ -115,6 +124,17 @@ is($node->safe_psql('postgres', q{
 	SELECT count(*), count(DISTINCT tenant), max(version), bool_and(state = 'active')
 	FROM domi.tenant_keys WHERE tenant::text LIKE '00000000-0000-4000-8000-%'}),
 	'40|40|1|t', 'each of them got exactly one key, version 1');
+
+# More tenants than one backend's key cache holds (4095 keys): the cache is
+# wiped and refilled as it goes, and every value opens.
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM (SELECT md5(g::text)::uuid AS t, g FROM generate_series(1, 5000) g) s
+	WHERE domi.decrypt_text(domi.encrypt_text('n' || g, t), t) = 'n' || g}),
+	'5000', 'five thousand tenants in one statement: each value opens under its own key');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM (SELECT md5(g::text)::uuid AS t, g FROM generate_series(1, 5000, 7) g) s
+	WHERE domi.decrypt_text(domi.encrypt_text('m' || g, t), t) = 'm' || g}),
+	'715', 'and again in a new session, reading the keys back');
 
 # Parallel workers decrypt (each fills its own cache, as the table owner).
 my $p = '33333333-3333-4333-8333-333333333333';
