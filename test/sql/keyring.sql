@@ -299,6 +299,21 @@ CALL domi.rekey('keyring_parted', 'body');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
+-- Under row-level security the procedure re-keys only the rows its role can
+-- see, and warns; with a tenant set, that tenant's rows.
+SELECT domi.enable_tenant_rls('keyring_notes');
+SELECT domi.rotate_tenant_key(:tc) AS c_rotated, domi.rotate_tenant_key(:td) AS d_rotated;
+SET ROLE keyring_admin;
+CALL domi.rekey('keyring_notes', 'body');
+SET domi.tenant_id = :tc;
+CALL domi.rekey('keyring_notes', 'body');
+RESET domi.tenant_id;
+RESET ROLE;
+SELECT tenant_id = :tc AS tenant_c, count(*) AS rows,
+	count(*) FILTER (WHERE domi._rekey_value(body, tenant_id) IS NULL) AS under_active_key
+FROM keyring_notes WHERE body IS NOT NULL GROUP BY 1 ORDER BY 1;
+SELECT domi.disable_tenant_rls('keyring_notes');
+
 -- search_path cannot redirect the keyring's own queries: a caller's schema
 -- with its own tenant_keys table and a uuid "=" operator that reports its
 -- arguments is ignored.
