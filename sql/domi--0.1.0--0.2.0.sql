@@ -231,7 +231,7 @@ BEGIN
 					pg_catalog.format('(%s,0)', last_page)::pg_catalog.tid;
 			total := total + rewritten;
 			RAISE NOTICE 'rekey of %.%: pages % to % of %, % of % rows rewritten',
-				part, col, first_page, last_page - 1, blocks, rewritten, scanned;
+				part, pg_catalog.quote_ident(col), first_page, last_page - 1, blocks, rewritten, scanned;
 			COMMIT;
 			PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 			first_page := last_page;
@@ -242,7 +242,7 @@ BEGIN
 				ELSE pages * 2 END);
 		END LOOP;
 	END LOOP;
-	RAISE NOTICE 'rekey of %.%: done, % values rewritten', tbl, col, total;
+	RAISE NOTICE 'rekey of %.%: done, % values rewritten', tbl, pg_catalog.quote_ident(col), total;
 END
 $$;
 

@@ -226,6 +226,18 @@ CALL domi.rekey('keyring_notes', 'body');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 DELETE FROM keyring_notes WHERE id = 51;
 
+-- Names are quoted, never pasted: a table and columns named like SQL.
+CREATE SCHEMA "keyring odd";
+CREATE TABLE "keyring odd"."notes; DROP TABLE keyring_notes; --" ("Tenant" uuid, "Body ""x""" bytea);
+INSERT INTO "keyring odd"."notes; DROP TABLE keyring_notes; --"
+	SELECT tenant_id, body FROM keyring_notes WHERE id <= 4;
+SELECT domi.rotate_tenant_key(:tc) AS c_rotated;
+CALL domi.rekey('"keyring odd"."notes; DROP TABLE keyring_notes; --"', 'Body "x"', 'Tenant');
+SELECT count(*) FILTER (WHERE domi.decrypt_text("Body ""x""", "Tenant") LIKE 'note _') AS opened
+FROM "keyring odd"."notes; DROP TABLE keyring_notes; --";
+SELECT to_regclass('keyring_notes') IS NOT NULL AS keyring_notes_still_there;
+DROP SCHEMA "keyring odd" CASCADE;
+
 -- rekey of a partitioned table goes through every partition.
 CREATE TABLE keyring_parted (id int, tenant_id uuid, body bytea) PARTITION BY LIST (tenant_id);
 CREATE TABLE keyring_parted_c PARTITION OF keyring_parted FOR VALUES IN ('cccccccc-0000-4000-8000-000000000003');
