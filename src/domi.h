@@ -6,11 +6,11 @@
 #ifndef DOMI_H
 #define DOMI_H
 
-#include "utils/uuid.h"
-
 /* tenant.c: the domi.tenant_id setting and the tenant context functions */
 extern void domi_tenant_init(void);
-extern const pg_uuid_t *domi_required_tenant(void);
+/* the current tenant for C callers, with domi.require_tenant()'s error */
+struct pg_uuid_t;
+extern const struct pg_uuid_t *domi_required_tenant(void);
 
 /* crypto.c: libsodium and the random generator (internal API in crypto.h) */
 extern void domi_crypto_init(void);
