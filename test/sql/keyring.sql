@@ -56,6 +56,9 @@ SELECT domi.decrypt(domi.encrypt('', :ta), :ta) = '' AS empty_round_trips,
 FROM (SELECT string_agg(set_byte('\x00'::bytea, 0, g), '' ORDER BY g) AS b
 	FROM generate_series(0, 255) g) s;
 SELECT domi.decrypt_text(domi.encrypt_text('grüße, 例え', :ta), :ta) AS utf8_round_trip;
+-- Long values (past the short-value path of the encryption core) too.
+SELECT length(domi.decrypt(domi.encrypt(convert_to(repeat('long ', 200000), 'UTF8'), :ta), :ta))
+	AS one_megabyte_round_trip;
 
 -- The current tenant: the forms without a tenant use it, with
 -- domi.require_tenant()'s error when none is set.
