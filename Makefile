@@ -16,6 +16,9 @@ OBJS = \
 	src/crypto.o \
 	src/random.o \
 	src/rls.o \
+	src/rootkey.o \
+	src/keyring.o \
+	src/rekey.o \
 	src/guard.o
 
 DATA = $(wildcard sql/domi--*.sql)

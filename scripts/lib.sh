@@ -115,6 +115,18 @@ cluster_start() {
 	export PGHOST=$sock PGPORT=$PGPORT_DOMI PGUSER=$RUN_USER
 }
 
+# new_root_key_file NAME: write a fresh random keyring root key (64 hex
+# characters) to $BUILD/keys/NAME.key, mode 0600, owned by the server's
+# user, and print its path.  The key itself is never printed.
+new_root_key_file() {
+	local file=$BUILD/keys/$1.key
+	as_run_user mkdir -p "$BUILD/keys"
+	as_run_user chmod 0700 "$BUILD/keys"
+	as_run_user rm -f "$file"
+	as_run_user sh -c 'umask 077; od -An -tx1 -N32 /dev/urandom | tr -d " \n" >"$1"' sh "$file"
+	echo "$file"
+}
+
 cluster_stop() {
 	if [ -n "${CLUSTER_DATA:-}" ] && [ -f "$CLUSTER_DATA/postmaster.pid" ]; then
 		as_run_user "$PGBIN/pg_ctl" -D "$CLUSTER_DATA" -m fast -w stop >/dev/null || true

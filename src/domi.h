@@ -8,6 +8,9 @@
 
 /* tenant.c: the domi.tenant_id setting and the tenant context functions */
 extern void domi_tenant_init(void);
+/* the current tenant for C callers, with domi.require_tenant()'s error */
+struct pg_uuid_t;
+extern const struct pg_uuid_t *domi_required_tenant(void);
 
 /* crypto.c: libsodium and the random generator (internal API in crypto.h) */
 extern void domi_crypto_init(void);
@@ -15,6 +18,8 @@ extern void domi_crypto_init(void);
 /* rls.c: the domi.rls_guard and domi.tenant_column settings, policy trees */
 extern void domi_rls_init(void);
 
+/* keyring.c, rootkey.c: the root key and tenant keys (internal API in keyring.h) */
+extern void domi_keyring_init(void);
 /* guard.c: the drop guard (domi.allow_drop, protected columns, event triggers) */
 extern void domi_guard_init(void);
 

@@ -245,10 +245,20 @@ domi_current_tenant(PG_FUNCTION_ARGS)
 Datum
 domi_require_tenant(PG_FUNCTION_ARGS)
 {
+	PG_RETURN_DATUM(uuid_datum_copy(domi_required_tenant()));
+}
+
+/*
+ * The current tenant for C callers (the keyring's forms without a tenant
+ * argument), with domi.require_tenant()'s error when none is set.
+ */
+const pg_uuid_t *
+domi_required_tenant(void)
+{
 	if (!current_context->is_set)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no tenant is set"),
 				 errhint("Call domi.set_tenant() inside the transaction, or SET LOCAL domi.tenant_id.")));
-	PG_RETURN_DATUM(uuid_datum_copy(&current_context->tenant));
+	return &current_context->tenant;
 }
