@@ -15,7 +15,8 @@ OBJS = \
 	src/tenant.o \
 	src/crypto.o \
 	src/random.o \
-	src/rls.o
+	src/rls.o \
+	src/tenancy.o
 
 DATA = $(wildcard sql/domi--*.sql)
 

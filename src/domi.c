@@ -25,6 +25,7 @@ _PG_init(void)
 	domi_tenant_init();
 	domi_crypto_init();
 	domi_rls_init();
+	domi_tenancy_init();
 
 	/* Settings under "domi." that we did not define are typos: say so. */
 	MarkGUCPrefixReserved("domi");

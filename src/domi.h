@@ -9,10 +9,22 @@
 /* tenant.c: the domi.tenant_id setting and the tenant context functions */
 extern void domi_tenant_init(void);
 
+/*
+ * tenant.c: set the tenant for the current transaction (NULL clears it);
+ * error 25P01 outside a transaction block, the check that
+ * domi_require_transaction_block() makes alone.
+ */
+struct pg_uuid_t;
+extern void domi_set_local_tenant(const struct pg_uuid_t *tenant);
+extern void domi_require_transaction_block(void);
+
 /* crypto.c: libsodium and the random generator (internal API in crypto.h) */
 extern void domi_crypto_init(void);
 
 /* rls.c: the domi.rls_guard and domi.tenant_column settings, policy trees */
 extern void domi_rls_init(void);
+
+/* tenancy.c: tenant lookup; drops its prepared plans when the configuration changes */
+extern void domi_tenancy_init(void);
 
 #endif							/* DOMI_H */
