@@ -26,19 +26,29 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "storage/predicate.h"
+#include "access/stratnum.h"
+#include "access/visibilitymap.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -46,6 +56,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
@@ -84,6 +95,15 @@ typedef struct TenancyConfig
 	NameData	tenants_id_column;
 } TenancyConfig;
 
+/* The attributes a configuration names, as check_config resolved them. */
+typedef struct ResolvedColumns
+{
+	AttrNumber	user_attnum;
+	AttrNumber	tenant_attnum;
+	AttrNumber	order_attnum;	/* 0: no order column */
+	FormData_pg_attribute tenants_id;	/* only with a tenants table */
+} ResolvedColumns;
+
 /* What the calls need, built from the configuration once per backend. */
 typedef struct TenancyState
 {
@@ -97,6 +117,15 @@ typedef struct TenancyState
 	bool		tenants_id_has_default;
 	char	   *tenants_name;	/* quoted and qualified */
 	char	   *tenants_id_column;	/* quoted */
+	/*
+	 * The index that answers the lookups directly, without a query
+	 * (InvalidOid: none fits, the kept plans answer), and its scan key.
+	 */
+	Oid			lookup_index;
+	AttrNumber	tenant_keyno;	/* the tenant column's place in the index */
+	Oid			user_key_type;
+	Oid			user_key_collation;
+	RegProcedure user_key_equality;
 	/* the kept plans: $1 is the user id, $2 a tenant id */
 	SPIPlanPtr	first_plan;
 	SPIPlanPtr	all_plan;
@@ -112,10 +141,16 @@ static MemoryContext tenancy_context = NULL;
 /* Counts invalidations of the configuration table (or of every relation). */
 static uint64 tenancy_generation = 0;
 
+/*
+ * The configuration table changed (its trigger sent an invalidation), or
+ * the memberships table or the lookup index did (an index was created or
+ * dropped, a column renamed...): build everything again at the next call.
+ */
 static void
 tenancy_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == state.config_relid)
+	if (relid == InvalidOid || relid == state.config_relid ||
+		relid == state.memberships || relid == state.lookup_index)
 		tenancy_generation++;
 }
 
@@ -289,23 +324,30 @@ is_text_like(Oid typid)
  * Check a configuration against the catalogs: the tables exist and are
  * tables, the columns exist with fitting types.  Errors say which part is
  * wrong.  stored: cfg is the configuration in use, read from the table.
- * Filled in for the caller (if not NULL): the tenants id column's attribute.
+ * Filled in for the caller (if not NULL): the attributes.
  */
 static void
-check_config(const TenancyConfig *cfg, bool stored, FormData_pg_attribute *tenants_id)
+check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
 {
 	FormData_pg_attribute att;
+	ResolvedColumns local;
 
+	if (resolved == NULL)
+		resolved = &local;
+	MemSet(resolved, 0, sizeof(ResolvedColumns));
 	check_table(cfg->memberships, "memberships", stored);
 	att = resolve_column(cfg->memberships, &cfg->user_column, "user id");
 	require_column_type(cfg->memberships, &att, is_text_like(att.atttypid), "text or varchar");
+	resolved->user_attnum = att.attnum;
 	att = resolve_column(cfg->memberships, &cfg->tenant_column, "tenant id");
 	require_column_type(cfg->memberships, &att, getBaseType(att.atttypid) == UUIDOID, "uuid");
+	resolved->tenant_attnum = att.attnum;
 	if (cfg->has_order_column)
 	{
 		TypeCacheEntry *type;
 
 		att = resolve_column(cfg->memberships, &cfg->order_column, "order");
+		resolved->order_attnum = att.attnum;
 		type = lookup_type_cache(att.atttypid, TYPECACHE_LT_OPR);
 		if (!OidIsValid(type->lt_opr))
 			ereport(ERROR,
@@ -320,8 +362,7 @@ check_config(const TenancyConfig *cfg, bool stored, FormData_pg_attribute *tenan
 		check_table(cfg->tenants, "tenants", stored);
 		att = resolve_column(cfg->tenants, &cfg->tenants_id_column, "tenants id");
 		require_column_type(cfg->tenants, &att, getBaseType(att.atttypid) == UUIDOID, "uuid");
-		if (tenants_id)
-			*tenants_id = att;
+		resolved->tenants_id = att;
 	}
 }
 
@@ -372,6 +413,84 @@ forget_state(void)
 		MemoryContextReset(tenancy_context);
 	state.tenants_name = NULL;
 	state.tenants_id_column = NULL;
+	state.lookup_index = InvalidOid;
+}
+
+/*
+ * Does this index answer the lookups as the queries would?  A valid btree
+ * index without predicate or expressions whose first keys are (user,
+ * order, tenant), or (user, tenant) without an order column, each with the
+ * default operator class of its column's type, the column's collation,
+ * ascending and NULLS LAST: then the index order is the queries' ORDER BY,
+ * and its equality is their "=".
+ */
+static bool
+index_answers_lookups(Relation heap, Relation index, const AttrNumber *keys, int nkeys)
+{
+	Form_pg_index form = index->rd_index;
+	int			i;
+
+	if (index->rd_rel->relam != BTREE_AM_OID || !form->indisvalid ||
+		form->indnkeyatts < nkeys ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL))
+		return false;
+	for (i = 0; i < nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(heap), keys[i] - 1);
+		Oid			opclass = GetDefaultOpClass(att->atttypid, BTREE_AM_OID);
+
+		if (form->indkey.values[i] != keys[i] || !OidIsValid(opclass) ||
+			index->rd_opfamily[i] != get_opclass_family(opclass) ||
+			index->rd_opcintype[i] != get_opclass_input_type(opclass) ||
+			index->rd_indcollation[i] != att->attcollation ||
+			index->rd_indoption[i] != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Find an index that answers the lookups (see above) and remember how to
+ * scan it; none (or a partitioned table): the kept plans answer.
+ */
+static void
+choose_lookup_index(const ResolvedColumns *resolved)
+{
+	Relation	heap = table_open(state.memberships, AccessShareLock);
+	AttrNumber	keys[3];
+	int			nkeys = 0;
+	List	   *indexes;
+	ListCell   *lc;
+
+	state.lookup_index = InvalidOid;
+	keys[nkeys++] = resolved->user_attnum;
+	if (resolved->order_attnum != 0)
+		keys[nkeys++] = resolved->order_attnum;
+	keys[nkeys++] = resolved->tenant_attnum;
+	state.tenant_keyno = nkeys;
+
+	indexes = heap->rd_rel->relkind == RELKIND_RELATION ? RelationGetIndexList(heap) : NIL;
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+
+		if (index_answers_lookups(heap, index, keys, nkeys))
+		{
+			state.lookup_index = RelationGetRelid(index);
+			state.user_key_type = index->rd_opcintype[0];
+			state.user_key_collation = index->rd_indcollation[0];
+			state.user_key_equality =
+				get_opcode(get_opfamily_member(index->rd_opfamily[0], index->rd_opcintype[0],
+											   index->rd_opcintype[0], BTEqualStrategyNumber));
+		}
+		index_close(index, NoLock);
+		if (OidIsValid(state.lookup_index) && RegProcedureIsValid(state.user_key_equality))
+			break;
+		state.lookup_index = InvalidOid;
+	}
+	list_free(indexes);
+	table_close(heap, NoLock);
 }
 
 /* Build state from the configuration row (inside SPI). */
@@ -380,7 +499,7 @@ build_state(void)
 {
 	uint64		generation = tenancy_generation;
 	TenancyConfig cfg;
-	FormData_pg_attribute tenants_id;
+	ResolvedColumns resolved;
 	Oid			user_arg[1] = {TEXTOID};
 	Oid			user_tenant_args[2] = {TEXTOID, UUIDOID};
 	const char *members;
@@ -398,7 +517,8 @@ build_state(void)
 				 errhint("Call domi.configure_tenancy() as the owner of extension domi.")));
 	state.memberships = cfg.memberships;
 	state.tenants = cfg.tenants;
-	check_config(&cfg, true, &tenants_id);
+	check_config(&cfg, true, &resolved);
+	choose_lookup_index(&resolved);
 
 	members = qualified_relation_name(cfg.memberships);
 	user_col = quote_identifier(NameStr(cfg.user_column));
@@ -426,9 +546,9 @@ build_state(void)
 		state.tenants_name = qualified_relation_name(cfg.tenants);
 		state.tenants_id_column = pstrdup(quote_identifier(NameStr(cfg.tenants_id_column)));
 		MemoryContextSwitchTo(old);
-		state.tenants_id_attnum = tenants_id.attnum;
-		state.tenants_id_has_default = tenants_id.atthasdef ||
-			tenants_id.attidentity != '\0' || tenants_id.attgenerated != '\0';
+		state.tenants_id_attnum = resolved.tenants_id.attnum;
+		state.tenants_id_has_default = resolved.tenants_id.atthasdef ||
+			resolved.tenants_id.attidentity != '\0' || resolved.tenants_id.attgenerated != '\0';
 
 		sql = psprintf("INSERT INTO %s (%s, %s) VALUES ($1, $2)", members, user_col, tenant_col);
 		state.add_membership_plan = prepare_kept(sql, 2, user_tenant_args);
@@ -475,23 +595,51 @@ require_rls_bypass(void)
 				 errhint("Make that role a superuser or give it BYPASSRLS.")));
 }
 
-/*
- * Connect to SPI and make the kept plans ready.  The configured tables are
- * locked first: taking a lock processes pending invalidations, and once we
- * hold it no DDL can rename or alter them before our query runs.
- */
-static void
-tenancy_begin(void)
+/* One call of a lookup function: connected to SPI only when it needs to be. */
+typedef struct TenancyCall
 {
-	int			rc = SPI_connect();
+	bool		spi_connected;
+} TenancyCall;
 
+static void
+call_spi(TenancyCall *call)
+{
+	int			rc;
+
+	if (call->spi_connected)
+		return;
+	rc = SPI_connect();
 	if (rc != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	call->spi_connected = true;
+}
+
+static void
+finish_spi(void)
+{
+	int			rc = SPI_finish();
+
+	if (rc != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Make the lookups ready.  The configured tables are locked first: taking
+ * a lock processes pending invalidations, and once we hold it no DDL can
+ * rename or alter them before our scan or query runs.
+ */
+static void
+tenancy_begin(TenancyCall *call)
+{
+	call->spi_connected = false;
 	require_rls_bypass();
 	for (;;)
 	{
 		if (!state_usable())
+		{
+			call_spi(call);
 			build_state();
+		}
 		LockRelationOid(state.memberships, AccessShareLock);
 		if (OidIsValid(state.tenants))
 			LockRelationOid(state.tenants, AccessShareLock);
@@ -501,63 +649,218 @@ tenancy_begin(void)
 }
 
 static void
-tenancy_end(void)
+tenancy_end(TenancyCall *call)
 {
-	int			rc = SPI_finish();
-
-	if (rc != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(rc));
+	if (call->spi_connected)
+		finish_spi();
+	call->spi_connected = false;
 }
 
 /*
- * Run a kept lookup.  read_only: use the calling query's snapshot (the
- * STABLE lookups); otherwise a fresh one that sees this transaction's own
- * writes (enter_tenant after bootstrap_tenant in one statement).  snapshot:
- * if valid, that snapshot instead.
+ * Which snapshot a lookup reads with.  STATEMENT: the calling query's (the
+ * STABLE lookups).  FRESH: a new one that sees this transaction's own
+ * writes so far (enter_tenant after bootstrap_tenant in one statement).
+ * LATEST: the latest committed state, whatever the isolation level
+ * (bootstrap_tenant's look after waiting for the lock).
  */
-static void
-run_lookup(SPIPlanPtr plan, Datum user_id, const pg_uuid_t *tenant,
-		   bool read_only, Snapshot snapshot, long limit)
+typedef enum LookupSnapshot
 {
-	Datum		values[2];
-	int			rc;
+	LOOKUP_STATEMENT,
+	LOOKUP_FRESH,
+	LOOKUP_LATEST
+} LookupSnapshot;
 
-	values[0] = user_id;
-	values[1] = tenant ? UUIDPGetDatum(tenant) : (Datum) 0;
-	if (snapshot != InvalidSnapshot)
-		rc = SPI_execute_snapshot(plan, values, NULL, snapshot, InvalidSnapshot,
-								  true, false, limit);
-	else
-		rc = SPI_execute_plan(plan, values, NULL, read_only, limit);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
+/* What a scan of the user's memberships stops at. */
+typedef enum LookupGoal
+{
+	LOOKUP_FIRST,				/* the first membership */
+	LOOKUP_TENANT,				/* a membership in the given tenant */
+	LOOKUP_ALL					/* every membership, into a tuplestore */
+} LookupGoal;
+
+typedef struct Lookup
+{
+	LookupGoal	goal;
+	const pg_uuid_t *tenant;	/* LOOKUP_TENANT */
+	Tuplestorestate *store;		/* LOOKUP_ALL */
+	TupleDesc	store_desc;
+	bool		found;
+	pg_uuid_t	result;			/* LOOKUP_FIRST: the tenant */
+} Lookup;
+
+/*
+ * Take one membership's tenant (NULL if the row has none); true when the
+ * lookup needs no more rows.
+ */
+static bool
+lookup_take(Lookup *lookup, const pg_uuid_t *tenant)
+{
+	switch (lookup->goal)
+	{
+		case LOOKUP_FIRST:
+			lookup->found = tenant != NULL;
+			if (tenant)
+				lookup->result = *tenant;
+			return true;
+		case LOOKUP_TENANT:
+			lookup->found = tenant != NULL &&
+				memcmp(tenant->data, lookup->tenant->data, UUID_LEN) == 0;
+			return lookup->found;
+		case LOOKUP_ALL:
+			{
+				Datum		value = tenant ? UUIDPGetDatum(tenant) : (Datum) 0;
+				bool		isnull = tenant == NULL;
+
+				tuplestore_putvalues(lookup->store, lookup->store_desc, &value, &isnull);
+				lookup->found = true;
+				return false;
+			}
+	}
+	return true;
 }
 
-/* The tenant in row i of the last result; false if it is NULL. */
-static bool
-result_tenant(uint64 i, pg_uuid_t *tenant)
+static Snapshot
+lookup_snapshot(LookupSnapshot which)
 {
-	bool		isnull;
-	Datum		value = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+	switch (which)
+	{
+		case LOOKUP_STATEMENT:
+			return GetActiveSnapshot();
+		case LOOKUP_FRESH:
+			CommandCounterIncrement();
+			return GetTransactionSnapshot();
+		case LOOKUP_LATEST:
+			return GetLatestSnapshot();
+	}
+	return GetActiveSnapshot();
+}
 
-	if (!isnull)
-		*tenant = *DatumGetUUIDP(value);
-	return !isnull;
+/*
+ * The lookup through the index, in its order, which is the queries' ORDER
+ * BY: no query to plan or execute.  An index-only scan, as the planner
+ * would make: the tenant comes from the index entry, and the table is read
+ * only for pages not known to be all-visible.  The owner's right to read
+ * the table is checked here, as the executor would.  Row-level security is
+ * not applied, as it would not be for the owner (a superuser or BYPASSRLS,
+ * checked).
+ */
+static void
+lookup_by_index(Lookup *lookup, Datum user_id, LookupSnapshot which)
+{
+	AclResult	aclresult = pg_class_aclcheck(state.memberships, GetUserId(), ACL_SELECT);
+	Relation	heap;
+	Relation	index;
+	TupleTableSlot *slot = NULL;
+	Buffer		vmbuffer = InvalidBuffer;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	ItemPointer tid;
+
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(state.memberships));
+
+	heap = table_open(state.memberships, NoLock);	/* locked by tenancy_begin */
+	index = index_open(state.lookup_index, AccessShareLock);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, state.user_key_type,
+						   state.user_key_collation, state.user_key_equality, user_id);
+	PushActiveSnapshot(lookup_snapshot(which));
+	scan = index_beginscan(heap, index, GetActiveSnapshot(), 1, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, &key, 1, NULL, 0);
+	while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		value;
+
+		if (VM_ALL_VISIBLE(heap, ItemPointerGetBlockNumber(tid), &vmbuffer))
+			PredicateLockPage(heap, ItemPointerGetBlockNumber(tid), GetActiveSnapshot());
+		else
+		{
+			if (slot == NULL)
+				slot = table_slot_create(heap, NULL);
+			if (!index_fetch_heap(scan, slot))
+				continue;		/* no version of this row is visible */
+		}
+		value = index_getattr(scan->xs_itup, state.tenant_keyno, scan->xs_itupdesc, &isnull);
+		if (lookup_take(lookup, isnull ? NULL : DatumGetUUIDP(value)))
+			break;
+	}
+	if (BufferIsValid(vmbuffer))
+		ReleaseBuffer(vmbuffer);
+	index_endscan(scan);
+	PopActiveSnapshot();
+	if (slot)
+		ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+}
+
+/* The lookup through a kept plan, for memberships without a fitting index. */
+static void
+lookup_by_plan(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot which)
+{
+	SPIPlanPtr	plan = lookup->goal == LOOKUP_FIRST ? state.first_plan :
+		lookup->goal == LOOKUP_TENANT ? state.member_plan : state.all_plan;
+	Datum		values[2];
+	int			rc;
+	uint64		i;
+
+	call_spi(call);
+	values[0] = user_id;
+	values[1] = lookup->tenant ? UUIDPGetDatum(lookup->tenant) : (Datum) 0;
+	if (which == LOOKUP_LATEST)
+		rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+								  true, false, 0);
+	else
+		rc = SPI_execute_plan(plan, values, NULL, which == LOOKUP_STATEMENT, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
+
+	if (lookup->goal == LOOKUP_TENANT)
+	{
+		/* the query has compared the tenant already */
+		lookup->found = SPI_processed > 0;
+		return;
+	}
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (lookup_take(lookup, isnull ? NULL : DatumGetUUIDP(value)))
+			break;
+	}
+}
+
+static void
+run_lookup(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot which)
+{
+	if (OidIsValid(state.lookup_index))
+		lookup_by_index(lookup, user_id, which);
+	else
+		lookup_by_plan(call, lookup, user_id, which);
 }
 
 /* The tenant of the user's first membership; false if none. */
 static bool
-first_tenant(Datum user_id, bool read_only, Snapshot snapshot, pg_uuid_t *tenant)
+first_tenant(TenancyCall *call, Datum user_id, LookupSnapshot which, pg_uuid_t *tenant)
 {
-	run_lookup(state.first_plan, user_id, NULL, read_only, snapshot, 1);
-	return SPI_processed > 0 && result_tenant(0, tenant);
+	Lookup		lookup = {LOOKUP_FIRST};
+
+	run_lookup(call, &lookup, user_id, which);
+	if (lookup.found)
+		*tenant = lookup.result;
+	return lookup.found;
 }
 
 static bool
-member_of(Datum user_id, const pg_uuid_t *tenant, bool read_only)
+member_of(TenancyCall *call, Datum user_id, const pg_uuid_t *tenant, LookupSnapshot which)
 {
-	run_lookup(state.member_plan, user_id, tenant, read_only, InvalidSnapshot, 1);
-	return SPI_processed > 0;
+	Lookup		lookup = {LOOKUP_TENANT};
+
+	lookup.tenant = tenant;
+	run_lookup(call, &lookup, user_id, which);
+	return lookup.found;
 }
 
 static Datum
@@ -693,7 +996,7 @@ domi_configure_tenancy(PG_FUNCTION_ARGS)
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not write %s.%s: %s", CONFIG_SCHEMA, CONFIG_TABLE,
 			 SPI_result_code_string(rc));
-	tenancy_end();
+	finish_spi();
 	PG_RETURN_VOID();
 }
 
@@ -740,12 +1043,13 @@ domi_tenancy_config_changed(PG_FUNCTION_ARGS)
 Datum
 domi_user_tenant(PG_FUNCTION_ARGS)
 {
+	TenancyCall call;
 	pg_uuid_t	tenant;
 	bool		found;
 
-	tenancy_begin();
-	found = first_tenant(PG_GETARG_DATUM(0), true, InvalidSnapshot, &tenant);
-	tenancy_end();
+	tenancy_begin(&call);
+	found = first_tenant(&call, PG_GETARG_DATUM(0), LOOKUP_STATEMENT, &tenant);
+	tenancy_end(&call);
 	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(uuid_result(&tenant));
@@ -761,10 +1065,9 @@ Datum
 domi_user_tenants(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TenancyCall call;
+	Lookup		lookup = {LOOKUP_ALL};
 	MemoryContext old;
-	TupleDesc	desc;
-	Tuplestorestate *store;
-	uint64		i;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		(rsinfo->allowedModes & SFRM_Materialize) == 0)
@@ -773,25 +1076,17 @@ domi_user_tenants(PG_FUNCTION_ARGS)
 				 errmsg("set-valued function called in context that cannot accept a set")));
 
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-	desc = CreateTemplateTupleDesc(1);
-	TupleDescInitEntry(desc, (AttrNumber) 1, "user_tenants", UUIDOID, -1, 0);
-	store = tuplestore_begin_heap(true, false, work_mem);
+	lookup.store_desc = CreateTemplateTupleDesc(1);
+	TupleDescInitEntry(lookup.store_desc, (AttrNumber) 1, "user_tenants", UUIDOID, -1, 0);
+	lookup.store = tuplestore_begin_heap(true, false, work_mem);
 	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = store;
-	rsinfo->setDesc = desc;
+	rsinfo->setResult = lookup.store;
+	rsinfo->setDesc = lookup.store_desc;
 	MemoryContextSwitchTo(old);
 
-	tenancy_begin();
-	run_lookup(state.all_plan, PG_GETARG_DATUM(0), NULL, true, InvalidSnapshot, 0);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		pg_uuid_t	tenant;
-		bool		isnull = !result_tenant(i, &tenant);
-		Datum		value = isnull ? (Datum) 0 : UUIDPGetDatum(&tenant);
-
-		tuplestore_putvalues(store, desc, &value, &isnull);
-	}
-	tenancy_end();
+	tenancy_begin(&call);
+	run_lookup(&call, &lookup, PG_GETARG_DATUM(0), LOOKUP_STATEMENT);
+	tenancy_end(&call);
 	return (Datum) 0;
 }
 
@@ -799,11 +1094,12 @@ domi_user_tenants(PG_FUNCTION_ARGS)
 Datum
 domi_is_member(PG_FUNCTION_ARGS)
 {
+	TenancyCall call;
 	bool		member;
 
-	tenancy_begin();
-	member = member_of(PG_GETARG_DATUM(0), PG_GETARG_UUID_P(1), true);
-	tenancy_end();
+	tenancy_begin(&call);
+	member = member_of(&call, PG_GETARG_DATUM(0), PG_GETARG_UUID_P(1), LOOKUP_STATEMENT);
+	tenancy_end(&call);
 	PG_RETURN_BOOL(member);
 }
 
@@ -818,21 +1114,22 @@ domi_is_member(PG_FUNCTION_ARGS)
 Datum
 domi_enter_tenant(PG_FUNCTION_ARGS)
 {
+	TenancyCall call;
 	pg_uuid_t	tenant;
 	bool		member;
 
 	require_user_id(fcinfo);
 	domi_require_transaction_block();
 
-	tenancy_begin();
+	tenancy_begin(&call);
 	if (PG_ARGISNULL(1))
-		member = first_tenant(PG_GETARG_DATUM(0), false, InvalidSnapshot, &tenant);
+		member = first_tenant(&call, PG_GETARG_DATUM(0), LOOKUP_FRESH, &tenant);
 	else
 	{
 		tenant = *PG_GETARG_UUID_P(1);
-		member = member_of(PG_GETARG_DATUM(0), &tenant, false);
+		member = member_of(&call, PG_GETARG_DATUM(0), &tenant, LOOKUP_FRESH);
 	}
-	tenancy_end();
+	tenancy_end(&call);
 
 	if (!member && PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -974,17 +1271,21 @@ insert_tenant(const char *sql, Jsonb *tenant, pg_uuid_t *id)
 	Oid			argtypes[1] = {JSONBOID};
 	Datum		values[1];
 	int			rc;
+	bool		isnull;
+	Datum		value;
 
 	values[0] = JsonbPGetDatum(tenant);
 	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert the tenant: %s", SPI_result_code_string(rc));
-	if (!result_tenant(0, id))
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("the new tenant's id is null"),
 				 errdetail("The default of column %s of relation %s gave null.",
 						   state.tenants_id_column, state.tenants_name)));
+	*id = *DatumGetUUIDP(value);
 }
 
 static void
@@ -1013,6 +1314,7 @@ insert_membership(Datum user_id, const pg_uuid_t *tenant)
 Datum
 domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 {
+	TenancyCall call;
 	Datum		user_id;
 	Jsonb	   *tenant;
 	List	   *columns;
@@ -1022,7 +1324,7 @@ domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 	user_id = PG_GETARG_DATUM(0);
 	tenant = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 
-	tenancy_begin();
+	tenancy_begin(&call);
 	if (!OidIsValid(state.tenants))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1034,11 +1336,12 @@ domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 	columns = tenant_columns(tenant);
 
 	lock_user_bootstrap(user_id);
-	if (!first_tenant(user_id, false, GetLatestSnapshot(), &id))
+	if (!first_tenant(&call, user_id, LOOKUP_LATEST, &id))
 	{
+		call_spi(&call);
 		insert_tenant(tenant_insert_sql(columns), tenant, &id);
 		insert_membership(user_id, &id);
 	}
-	tenancy_end();
+	tenancy_end(&call);
 	PG_RETURN_DATUM(uuid_result(&id));
 }
