@@ -143,14 +143,16 @@ static uint64 tenancy_generation = 0;
 
 /*
  * The configuration table changed (its trigger sent an invalidation), or
- * the memberships table or the lookup index did (an index was created or
- * dropped, a column renamed...): build everything again at the next call.
+ * one of the configured tables or the lookup index did (renamed, an index
+ * created or dropped, a column renamed...): build everything again at the
+ * next call.
  */
 static void
 tenancy_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == state.config_relid ||
-		relid == state.memberships || relid == state.lookup_index)
+		relid == state.memberships || relid == state.tenants ||
+		relid == state.lookup_index)
 		tenancy_generation++;
 }
 
@@ -624,12 +626,13 @@ finish_spi(void)
 }
 
 /*
- * Make the lookups ready.  The configured tables are locked first: taking
- * a lock processes pending invalidations, and once we hold it no DDL can
- * rename or alter them before our scan or query runs.
+ * Make the lookups ready.  The tables the call reads are locked first (the
+ * tenants table only for bootstrap_tenant): taking a lock processes pending
+ * invalidations, and once we hold it no DDL can rename or alter the table
+ * before our scan or query runs.
  */
 static void
-tenancy_begin(TenancyCall *call)
+tenancy_begin(TenancyCall *call, bool with_tenants)
 {
 	call->spi_connected = false;
 	require_rls_bypass();
@@ -641,7 +644,7 @@ tenancy_begin(TenancyCall *call)
 			build_state();
 		}
 		LockRelationOid(state.memberships, AccessShareLock);
-		if (OidIsValid(state.tenants))
+		if (with_tenants && OidIsValid(state.tenants))
 			LockRelationOid(state.tenants, AccessShareLock);
 		if (state_usable())
 			break;
@@ -1047,7 +1050,7 @@ domi_user_tenant(PG_FUNCTION_ARGS)
 	pg_uuid_t	tenant;
 	bool		found;
 
-	tenancy_begin(&call);
+	tenancy_begin(&call, false);
 	found = first_tenant(&call, PG_GETARG_DATUM(0), LOOKUP_STATEMENT, &tenant);
 	tenancy_end(&call);
 	if (!found)
@@ -1084,7 +1087,7 @@ domi_user_tenants(PG_FUNCTION_ARGS)
 	rsinfo->setDesc = lookup.store_desc;
 	MemoryContextSwitchTo(old);
 
-	tenancy_begin(&call);
+	tenancy_begin(&call, false);
 	run_lookup(&call, &lookup, PG_GETARG_DATUM(0), LOOKUP_STATEMENT);
 	tenancy_end(&call);
 	return (Datum) 0;
@@ -1097,7 +1100,7 @@ domi_is_member(PG_FUNCTION_ARGS)
 	TenancyCall call;
 	bool		member;
 
-	tenancy_begin(&call);
+	tenancy_begin(&call, false);
 	member = member_of(&call, PG_GETARG_DATUM(0), PG_GETARG_UUID_P(1), LOOKUP_STATEMENT);
 	tenancy_end(&call);
 	PG_RETURN_BOOL(member);
@@ -1121,7 +1124,7 @@ domi_enter_tenant(PG_FUNCTION_ARGS)
 	require_user_id(fcinfo);
 	domi_require_transaction_block();
 
-	tenancy_begin(&call);
+	tenancy_begin(&call, false);
 	if (PG_ARGISNULL(1))
 		member = first_tenant(&call, PG_GETARG_DATUM(0), LOOKUP_FRESH, &tenant);
 	else
@@ -1324,7 +1327,7 @@ domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 	user_id = PG_GETARG_DATUM(0);
 	tenant = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 
-	tenancy_begin(&call);
+	tenancy_begin(&call, true);
 	if (!OidIsValid(state.tenants))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

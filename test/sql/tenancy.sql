@@ -308,6 +308,23 @@ RESET ROLE;
 DROP TABLE app.memberships;
 ALTER TABLE app.members RENAME TO memberships;
 
+-- The tenants table renamed, and a decoy under its old name:
+-- bootstrap_tenant writes into the configured table (the lookups were
+-- ready before the rename).
+SET ROLE domi_tenancy_app;
+SELECT domi.bootstrap_tenant('alice') AS alice_first;
+RESET ROLE;
+ALTER TABLE app.tenants RENAME TO organisations;
+CREATE TABLE app.tenants (id uuid DEFAULT gen_random_uuid(), name text, plan text, slug text,
+	created_at timestamptz);
+SET ROLE domi_tenancy_app;
+SELECT domi.bootstrap_tenant('uma', '{"name": "Uma"}') IS NOT NULL AS uma_bootstrapped;
+RESET ROLE;
+SELECT (SELECT count(*) FROM app.tenants) AS rows_in_decoy,
+	(SELECT count(*) FROM app.organisations WHERE name = 'Uma') AS uma_in_configured;
+DROP TABLE app.tenants;
+ALTER TABLE app.organisations RENAME TO tenants;
+
 -- The schema renamed, and a new schema under the old name with a forged
 -- table: the kept plans are built again from the OIDs, not re-parsed.
 SET ROLE domi_tenancy_app;
