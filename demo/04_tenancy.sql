@@ -12,6 +12,7 @@ CREATE TABLE saas.org_members (user_id text NOT NULL, tenant_id uuid NOT NULL RE
 	created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (user_id, tenant_id));
 CREATE INDEX ON saas.org_members (user_id, created_at, tenant_id);
 CREATE TABLE saas.projects (id int PRIMARY KEY, tenant_id uuid NOT NULL, title text);
+CREATE INDEX ON saas.projects (tenant_id);
 SELECT domi.enable_tenant_rls('saas.org_members') AS m, domi.enable_tenant_rls('saas.orgs', 'id') AS o,
 	domi.enable_tenant_rls('saas.projects') AS p \gset
 RESET domi.rls_guard;

@@ -415,6 +415,28 @@ RESET ROLE;
 SELECT o.title, o.org IS NOT NULL AS has_id FROM app.orgs o JOIN app.org_members m ON m.org_id = o.org
 WHERE m.account = 'zoe';
 
+-- A partitioned memberships table (the kept plans answer; bootstrap_tenant
+-- inserts through the parent into a partition).
+SET domi.rls_guard = off;
+CREATE TABLE app.part_members (user_id text NOT NULL, tenant_id uuid NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT now()) PARTITION BY HASH (user_id);
+CREATE TABLE app.part_members_0 PARTITION OF app.part_members FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE app.part_members_1 PARTITION OF app.part_members FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+CREATE INDEX ON app.part_members (user_id, created_at, tenant_id);
+RESET domi.rls_guard;
+INSERT INTO app.part_members VALUES
+	('alice', 'bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb', '2024-05-01'),
+	('alice', 'cccccccc-cccc-cccc-cccc-cccccccccccc', '2024-04-01');
+SELECT domi.configure_tenancy('app.part_members', tenants => 'app.orgs', tenants_id_column => 'org');
+SET ROLE domi_tenancy_app;
+SELECT * FROM domi.user_tenants('alice');
+SELECT domi.bootstrap_tenant('yves', '{"title": "Yves"}') AS yves_tenant \gset
+SELECT domi.user_tenant('yves') = :'yves_tenant' AS yves_bootstrapped;
+RESET ROLE;
+SELECT tableoid::regclass AS stored_in FROM app.part_members WHERE user_id = 'yves';
+SELECT domi.configure_tenancy('app.org_members', 'account', 'org_id', NULL, 'app.orgs', 'org');
+DROP TABLE app.part_members;
+
 -- A configured table dropped: a clear error.
 DROP TABLE app.org_members;
 SET ROLE domi_tenancy_app;

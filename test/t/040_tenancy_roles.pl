@@ -138,7 +138,7 @@ is($node->safe_psql('ownerdb', "SELECT extowner::regrole FROM pg_extension WHERE
 	'ext_admin', 'the extension owner is ext_admin, now not a superuser');
 ($ret, $stdout, $stderr) = as_role('ext_admin',
 	"SELECT domi.configure_tenancy('app.memberships', tenants => 'app.tenants')", 'ownerdb');
-like($stderr, qr/42501.*role "ext_admin" is subject to row level security/s,
+like($stderr, qr/42501.*runs as role "ext_admin", which is subject to row level security/s,
 	'configure_tenancy refuses an owner subject to RLS (42501)');
 $node->safe_psql('ownerdb', 'ALTER ROLE ext_admin BYPASSRLS');
 ($ret, $stdout, $stderr) = as_role('ext_admin',
