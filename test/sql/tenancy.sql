@@ -64,7 +64,8 @@ WHERE p.pronamespace = 'domi'::regnamespace
                     'enter_tenant', 'bootstrap_tenant')
 ORDER BY p.proname;
 -- The configuration is an extension configuration table: pg_dump dumps it.
-SELECT extconfig::regclass[] AS config_tables FROM pg_extension WHERE extname = 'domi';
+SELECT 'domi.tenancy_config'::regclass = ANY (extconfig) AS config_table_dumped
+FROM pg_extension WHERE extname = 'domi';
 
 -- Before configuration: a clear error.
 SET ROLE domi_tenancy_app;
