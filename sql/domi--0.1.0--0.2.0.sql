@@ -66,7 +66,8 @@ CREATE FUNCTION domi.configure_tenancy(memberships regclass,
 -- The lookups: SECURITY DEFINER (they read past the application's
 -- row-level security with the extension owner's rights), search_path
 -- pinned, revoked from PUBLIC: GRANT EXECUTE to the application role.
--- PARALLEL RESTRICTED: they run prepared plans kept by the leader backend.
+-- PARALLEL RESTRICTED: they keep per-backend state (plans, the chosen index)
+-- and run in the leader only.
 CREATE FUNCTION domi.user_tenant(user_id text) RETURNS uuid
 	AS 'MODULE_PATHNAME', 'domi_user_tenant'
 	LANGUAGE C STABLE STRICT PARALLEL RESTRICTED SECURITY DEFINER
