@@ -115,6 +115,17 @@ is($node->safe_psql('postgres', q{
 ($ret, $stdout, $stderr) = as_role('migrator', "SELECT domi.user_tenant('alice')");
 like($stderr, qr/42501/, 'a role without the grant cannot run the lookups (42501)');
 
+# A role with EXECUTE and nothing else, not even USAGE on the application's
+# schema, gets its answers.
+$node->safe_psql('postgres', q{
+	CREATE ROLE bare_app LOGIN;
+	GRANT EXECUTE ON FUNCTION domi.user_tenant(text), domi.enter_tenant(text, uuid) TO bare_app;
+});
+is(safe_as('bare_app', "SELECT domi.user_tenant('alice')"), $a, 'a role with only EXECUTE looks a user up');
+is(safe_as('bare_app', "BEGIN; SELECT domi.enter_tenant('bob'); COMMIT;"), $b, 'and enters the tenant');
+($ret, $stdout, $stderr) = as_role('bare_app', 'SELECT count(*) FROM app.invoices');
+like($stderr, qr/42501/, 'while it cannot even name the application\'s tables (42501)');
+
 # A restart: every backend builds its lookups again from the stored configuration.
 $node->restart;
 is(safe_as('app_user', "SELECT domi.user_tenant('bob')"), $b, 'lookups work after a restart');
