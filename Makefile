@@ -19,6 +19,7 @@ OBJS = \
 	src/rootkey.o \
 	src/keyring.o \
 	src/rekey.o \
+	src/tenancy.o \
 	src/guard.o
 
 DATA = $(wildcard sql/domi--*.sql)

@@ -26,6 +26,7 @@ _PG_init(void)
 	domi_crypto_init();
 	domi_rls_init();
 	domi_keyring_init();
+	domi_tenancy_init();
 	domi_guard_init();
 
 	/* Settings under "domi." that we did not define are typos: say so. */

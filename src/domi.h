@@ -8,9 +8,19 @@
 
 /* tenant.c: the domi.tenant_id setting and the tenant context functions */
 extern void domi_tenant_init(void);
-/* the current tenant for C callers, with domi.require_tenant()'s error */
+
 struct pg_uuid_t;
+
+/* the current tenant for C callers, with domi.require_tenant()'s error */
 extern const struct pg_uuid_t *domi_required_tenant(void);
+
+/*
+ * Set the tenant for the current transaction (NULL clears it); error 25P01
+ * outside a transaction block, the check that
+ * domi_require_transaction_block() makes alone.
+ */
+extern void domi_set_local_tenant(const struct pg_uuid_t *tenant);
+extern void domi_require_transaction_block(void);
 
 /* crypto.c: libsodium and the random generator (internal API in crypto.h) */
 extern void domi_crypto_init(void);
@@ -20,6 +30,10 @@ extern void domi_rls_init(void);
 
 /* keyring.c, rootkey.c: the root key and tenant keys (internal API in keyring.h) */
 extern void domi_keyring_init(void);
+
+/* tenancy.c: tenant lookup; drops its prepared plans when the configuration changes */
+extern void domi_tenancy_init(void);
+
 /* guard.c: the drop guard (domi.allow_drop, protected columns, event triggers) */
 extern void domi_guard_init(void);
 

@@ -190,36 +190,57 @@ uuid_datum_copy(const pg_uuid_t *uuid)
 }
 
 /*
- * domi.set_tenant(tenant uuid) returns uuid
- *
- * Sets the tenant for the current transaction only.  Outside a transaction
- * block the statement is its own transaction, so a transaction-local value
+ * Refuse to set a transaction-local tenant outside a transaction block.
+ * There the statement is its own transaction, so a transaction-local value
  * would be gone before the caller's next statement; refuse rather than let
  * the caller believe a tenant is set.
  */
-Datum
-domi_set_tenant(PG_FUNCTION_ARGS)
+void
+domi_require_transaction_block(void)
 {
-	char		text_form[UUID_LEN * 2 + 5];
-
 	if (!IsTransactionBlock())
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
 				 errmsg("cannot set a transaction-local tenant outside a transaction block"),
 				 errdetail("The tenant is set for the current transaction only, and this statement is a transaction of its own: the tenant would be gone before the next statement."),
 				 errhint("Call it inside BEGIN ... COMMIT, or use SET domi.tenant_id for a session-wide tenant.")));
+}
 
-	if (PG_ARGISNULL(0))
+/*
+ * Set the tenant for the current transaction only (NULL clears it): the one
+ * way domi.set_tenant() and domi.enter_tenant() both set it.
+ */
+void
+domi_set_local_tenant(const pg_uuid_t *tenant)
+{
+	char		text_form[UUID_LEN * 2 + 5];
+
+	domi_require_transaction_block();
+
+	if (tenant == NULL)
 		text_form[0] = '\0';
 	else
-		format_uuid_text(PG_GETARG_UUID_P(0), text_form);
+		format_uuid_text(tenant, text_form);
 
 	(void) set_config_option(TENANT_SETTING, text_form,
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
+}
 
+/*
+ * domi.set_tenant(tenant uuid) returns uuid
+ *
+ * Sets the tenant for the current transaction only; NULL clears it.
+ */
+Datum
+domi_set_tenant(PG_FUNCTION_ARGS)
+{
 	if (PG_ARGISNULL(0))
+	{
+		domi_set_local_tenant(NULL);
 		PG_RETURN_NULL();
+	}
+	domi_set_local_tenant(PG_GETARG_UUID_P(0));
 	PG_RETURN_DATUM(uuid_datum_copy(PG_GETARG_UUID_P(0)));
 }
 

@@ -1,0 +1,1351 @@
+/*
+ * tenancy.c
+ *		Tenant lookup: which tenants a user belongs to, answered for an
+ *		unprivileged application role by SECURITY DEFINER functions over the
+ *		application's own memberships and tenants tables.
+ *
+ * Applications FORCE row-level security on their memberships table, and
+ * then cannot ask which tenant a user belongs to before a tenant is set.
+ * These functions run with the extension owner's rights (a superuser or a
+ * BYPASSRLS role, checked at every call) and answer exactly that question,
+ * nothing more: they return tenant ids of the user id they are given.
+ *
+ * The configuration (domi.tenancy_config, one row) names the tables by OID
+ * and the columns by name.  Each backend builds its lookups from it once,
+ * columns resolved and type-checked:
+ *
+ * - When the memberships table has an index whose order is exactly the
+ *   lookup's (user, order column, tenant id), the lookups scan it directly,
+ *   by OID: an index-only scan, as the planner would choose, without the
+ *   cost of SPI and an executor per call (the benchmark's reason).
+ * - Otherwise, and for bootstrap_tenant's inserts, kept plans
+ *   (SPI_prepare + SPI_keepplan) of queries whose table names come from
+ *   the OIDs (quote_qualified_identifier) and whose values are parameters.
+ *
+ * The text of a kept query still holds names, and the plan cache
+ * re-analyzes that text after some invalidations (a renamed schema, say),
+ * when the names could resolve to another table.  So before every use we
+ * lock the configured tables by OID and look at the kept plans: if the
+ * plan cache has marked one invalid, or the configuration or a configured
+ * table changed (relcache invalidations; the configuration table's trigger
+ * sends one), we build everything again from the OIDs instead of letting
+ * stale names be parsed again.  Holding the lock, no rename can intervene
+ * before the scan or query runs.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/visibilitymap.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "storage/predicate.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+#include "utils/uuid.h"
+
+#include "domi.h"
+
+PG_FUNCTION_INFO_V1(domi_configure_tenancy);
+PG_FUNCTION_INFO_V1(domi_tenancy_config_changed);
+PG_FUNCTION_INFO_V1(domi_user_tenant);
+PG_FUNCTION_INFO_V1(domi_user_tenants);
+PG_FUNCTION_INFO_V1(domi_is_member);
+PG_FUNCTION_INFO_V1(domi_enter_tenant);
+PG_FUNCTION_INFO_V1(domi_bootstrap_tenant);
+
+#define CONFIG_SCHEMA "domi"
+#define CONFIG_TABLE "tenancy_config"
+
+/*
+ * bootstrap_tenant serializes the calls for one user with a transaction
+ * advisory lock (two-int form): this class id ("domi" in ASCII), and the
+ * hash of the user id.  Documented in README.md, so that applications keep
+ * clear of it.
+ */
+#define BOOTSTRAP_LOCK_CLASS 0x646f6d69
+
+/* The configuration row: tables by OID, columns by name. */
+typedef struct TenancyConfig
+{
+	Oid			memberships;
+	NameData	user_column;
+	NameData	tenant_column;
+	bool		has_order_column;
+	NameData	order_column;
+	Oid			tenants;		/* InvalidOid: no tenants table */
+	NameData	tenants_id_column;
+} TenancyConfig;
+
+/* The attributes a configuration names, as check_config resolved them. */
+typedef struct ResolvedColumns
+{
+	AttrNumber	user_attnum;
+	AttrNumber	tenant_attnum;
+	AttrNumber	order_attnum;	/* 0: no order column */
+	FormData_pg_attribute tenants_id;	/* only with a tenants table */
+} ResolvedColumns;
+
+/* What the calls need, built from the configuration once per backend. */
+typedef struct TenancyState
+{
+	bool		valid;
+	uint64		generation;		/* tenancy_generation when built */
+	Oid			config_relid;
+	Oid			memberships;
+	Oid			tenants;
+	/* for bootstrap_tenant, which builds its INSERT per call */
+	AttrNumber	tenants_id_attnum;
+	bool		tenants_id_has_default;
+	char	   *tenants_name;	/* quoted and qualified */
+	char	   *tenants_id_column;	/* quoted */
+	/*
+	 * The index that answers the lookups directly, without a query
+	 * (InvalidOid: none fits, the kept plans answer), and its scan key.
+	 */
+	Oid			lookup_index;
+	AttrNumber	tenant_keyno;	/* the tenant column's place in the index */
+	Oid			user_key_type;
+	Oid			user_key_collation;
+	RegProcedure user_key_equality;
+	/* the kept plans: $1 is the user id, $2 a tenant id */
+	SPIPlanPtr	first_plan;
+	SPIPlanPtr	all_plan;
+	SPIPlanPtr	member_plan;
+	SPIPlanPtr	add_membership_plan;	/* only with a tenants table */
+} TenancyState;
+
+static TenancyState state;
+
+/* Holds the strings of state; reset at every rebuild. */
+static MemoryContext tenancy_context = NULL;
+
+/* Counts the invalidations that make state stale (see the callback). */
+static uint64 tenancy_generation = 0;
+
+/*
+ * The configuration table changed (its trigger sent an invalidation), or
+ * one of the configured tables or the lookup index did (renamed, an index
+ * created or dropped, a column renamed...): build everything again at the
+ * next call.
+ */
+static void
+tenancy_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == state.config_relid ||
+		relid == state.memberships || relid == state.tenants ||
+		relid == state.lookup_index)
+		tenancy_generation++;
+}
+
+void
+domi_tenancy_init(void)
+{
+	CacheRegisterRelcacheCallback(tenancy_relcache_callback, (Datum) 0);
+}
+
+/* ---------------------------------------------------------------------
+ * The configuration: reading it and checking it against the catalogs
+ * ---------------------------------------------------------------------
+ */
+
+static Oid
+config_table_relid(void)
+{
+	Oid			schema = get_namespace_oid(CONFIG_SCHEMA, true);
+	Oid			relid = OidIsValid(schema) ? get_relname_relid(CONFIG_TABLE, schema) : InvalidOid;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", CONFIG_SCHEMA, CONFIG_TABLE),
+				 errhint("Update the extension: ALTER EXTENSION domi UPDATE.")));
+	return relid;
+}
+
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+static void
+read_name_column(HeapTuple tuple, TupleDesc desc, const char *column,
+				 NameData *out, bool *isnull)
+{
+	Datum		value = SPI_getbinval(tuple, desc, SPI_fnumber(desc, column), isnull);
+
+	if (*isnull)
+		MemSet(out, 0, sizeof(NameData));
+	else
+		namestrcpy(out, NameStr(*DatumGetName(value)));
+}
+
+/* Fill cfg from a row of domi.tenancy_config (a query result or a trigger's tuple). */
+static void
+config_from_tuple(HeapTuple tuple, TupleDesc desc, TenancyConfig *cfg)
+{
+	bool		isnull;
+	Datum		value;
+
+	value = SPI_getbinval(tuple, desc, SPI_fnumber(desc, "memberships"), &isnull);
+	cfg->memberships = isnull ? InvalidOid : DatumGetObjectId(value);
+	read_name_column(tuple, desc, "user_column", &cfg->user_column, &isnull);
+	read_name_column(tuple, desc, "tenant_column", &cfg->tenant_column, &isnull);
+	read_name_column(tuple, desc, "order_column", &cfg->order_column, &isnull);
+	cfg->has_order_column = !isnull;
+	value = SPI_getbinval(tuple, desc, SPI_fnumber(desc, "tenants"), &isnull);
+	cfg->tenants = isnull ? InvalidOid : DatumGetObjectId(value);
+	read_name_column(tuple, desc, "tenants_id_column", &cfg->tenants_id_column, &isnull);
+}
+
+/* Read the configuration row (inside SPI); false when there is none. */
+static bool
+load_config(TenancyConfig *cfg)
+{
+	int			rc;
+
+	rc = SPI_execute("SELECT memberships, user_column, tenant_column, order_column,"
+					 " tenants, tenants_id_column FROM " CONFIG_SCHEMA "." CONFIG_TABLE,
+					 true, 2);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s.%s: %s", CONFIG_SCHEMA, CONFIG_TABLE,
+			 SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+	config_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, cfg);
+	return true;
+}
+
+/*
+ * A configured table must be an ordinary or partitioned table that every
+ * session sees.  "what" names its part: "memberships" or "tenants".
+ * stored: the OID comes from the stored configuration (and the table was
+ * dropped since), not from an argument.
+ */
+static void
+check_table(Oid relid, const char *what, bool stored)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class form;
+
+	if (!HeapTupleIsValid(tuple) && stored)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the configured %s table no longer exists", what),
+				 errhint("Call domi.configure_tenancy() with the table that holds the %s now.", what)));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("%s table with OID %u does not exist", what, relid),
+				 errhint("Call domi.configure_tenancy() with the table that holds the %s.", what)));
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	if (form->relkind != RELKIND_RELATION && form->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", NameStr(form->relname)),
+				 errdetail("The %s must be an ordinary or partitioned table.", what)));
+	if (form->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is a temporary table", NameStr(form->relname)),
+				 errdetail("A temporary table belongs to one session; the %s table must be seen by every session.", what)));
+	ReleaseSysCache(tuple);
+}
+
+/*
+ * The attribute of a configured column, or an error naming its part
+ * ("user id", "tenant id", "order", "tenants id").  Returns a copy of the
+ * attribute row.
+ */
+static FormData_pg_attribute
+resolve_column(Oid relid, const NameData *column, const char *what)
+{
+	HeapTuple	tuple = SearchSysCacheAttName(relid, NameStr(*column));
+	FormData_pg_attribute att;
+
+	if (!HeapTupleIsValid(tuple) || ((Form_pg_attribute) GETSTRUCT(tuple))->attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						NameStr(*column), get_rel_name(relid)),
+				 errdetail("It is the %s column of the tenant lookup.", what),
+				 errhint("Call domi.configure_tenancy() with an existing column as the %s column.", what)));
+	att = *(Form_pg_attribute) GETSTRUCT(tuple);
+	ReleaseSysCache(tuple);
+	return att;
+}
+
+static void
+require_column_type(Oid relid, const FormData_pg_attribute *att, bool fits,
+					const char *expected)
+{
+	if (!fits)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of relation \"%s\" has type %s",
+						NameStr(att->attname), get_rel_name(relid),
+						format_type_be(att->atttypid)),
+				 errdetail("The tenant lookup needs %s there.", expected)));
+}
+
+static bool
+is_text_like(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	return base == TEXTOID || base == VARCHAROID;
+}
+
+/*
+ * Check a configuration against the catalogs: the tables exist and are
+ * tables, the columns exist with fitting types.  Errors say which part is
+ * wrong.  stored: cfg is the configuration in use, read from the table.
+ * Filled in for the caller (if not NULL): the attributes.
+ */
+static void
+check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
+{
+	FormData_pg_attribute att;
+	ResolvedColumns local;
+
+	if (resolved == NULL)
+		resolved = &local;
+	MemSet(resolved, 0, sizeof(ResolvedColumns));
+	check_table(cfg->memberships, "memberships", stored);
+	att = resolve_column(cfg->memberships, &cfg->user_column, "user id");
+	require_column_type(cfg->memberships, &att, is_text_like(att.atttypid), "text or varchar");
+	resolved->user_attnum = att.attnum;
+	att = resolve_column(cfg->memberships, &cfg->tenant_column, "tenant id");
+	require_column_type(cfg->memberships, &att, getBaseType(att.atttypid) == UUIDOID, "uuid");
+	resolved->tenant_attnum = att.attnum;
+	if (cfg->has_order_column)
+	{
+		TypeCacheEntry *type;
+
+		att = resolve_column(cfg->memberships, &cfg->order_column, "order");
+		resolved->order_attnum = att.attnum;
+		type = lookup_type_cache(att.atttypid, TYPECACHE_LT_OPR);
+		if (!OidIsValid(type->lt_opr))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("could not identify an ordering operator for type %s",
+							format_type_be(att.atttypid)),
+					 errdetail("The order column \"%s\" must have a type with a default sort order.",
+							   NameStr(cfg->order_column))));
+	}
+	if (OidIsValid(cfg->tenants))
+	{
+		check_table(cfg->tenants, "tenants", stored);
+		att = resolve_column(cfg->tenants, &cfg->tenants_id_column, "tenants id");
+		require_column_type(cfg->tenants, &att, getBaseType(att.atttypid) == UUIDOID, "uuid");
+		resolved->tenants_id = att;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * The kept plans
+ * ---------------------------------------------------------------------
+ */
+
+static char *
+qualified_relation_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql);
+	return plan;
+}
+
+static void
+free_kept(SPIPlanPtr *plan)
+{
+	if (*plan)
+		SPI_freeplan(*plan);
+	*plan = NULL;
+}
+
+static void
+forget_state(void)
+{
+	state.valid = false;
+	free_kept(&state.first_plan);
+	free_kept(&state.all_plan);
+	free_kept(&state.member_plan);
+	free_kept(&state.add_membership_plan);
+	if (tenancy_context == NULL)
+		tenancy_context = AllocSetContextCreate(TopMemoryContext, "domi tenancy",
+												ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(tenancy_context);
+	state.tenants_name = NULL;
+	state.tenants_id_column = NULL;
+	state.lookup_index = InvalidOid;
+}
+
+/*
+ * Does this index answer the lookups as the queries would?  A valid btree
+ * index without predicate or expressions whose first keys are (user,
+ * order, tenant), or (user, tenant) without an order column, each with the
+ * default operator class of its column's type, the column's collation,
+ * ascending and NULLS LAST: then the index order is the queries' ORDER BY,
+ * and its equality is their "=".
+ */
+static bool
+index_answers_lookups(Relation heap, Relation index, const AttrNumber *keys, int nkeys)
+{
+	Form_pg_index form = index->rd_index;
+	int			i;
+
+	if (index->rd_rel->relam != BTREE_AM_OID || !form->indisvalid ||
+		form->indnkeyatts < nkeys ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) ||
+		!heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL))
+		return false;
+	for (i = 0; i < nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(heap), keys[i] - 1);
+		Oid			opclass = GetDefaultOpClass(att->atttypid, BTREE_AM_OID);
+
+		if (form->indkey.values[i] != keys[i] || !OidIsValid(opclass) ||
+			index->rd_opfamily[i] != get_opclass_family(opclass) ||
+			index->rd_opcintype[i] != get_opclass_input_type(opclass) ||
+			index->rd_indcollation[i] != att->attcollation ||
+			index->rd_indoption[i] != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Find an index that answers the lookups (see above) and remember how to
+ * scan it; none (or a partitioned table): the kept plans answer.
+ */
+static void
+choose_lookup_index(const ResolvedColumns *resolved)
+{
+	Relation	heap = table_open(state.memberships, AccessShareLock);
+	AttrNumber	keys[3];
+	int			nkeys = 0;
+	List	   *indexes;
+	ListCell   *lc;
+
+	state.lookup_index = InvalidOid;
+	keys[nkeys++] = resolved->user_attnum;
+	if (resolved->order_attnum != 0)
+		keys[nkeys++] = resolved->order_attnum;
+	keys[nkeys++] = resolved->tenant_attnum;
+	state.tenant_keyno = nkeys;
+
+	indexes = heap->rd_rel->relkind == RELKIND_RELATION ? RelationGetIndexList(heap) : NIL;
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+
+		if (index_answers_lookups(heap, index, keys, nkeys))
+		{
+			state.lookup_index = RelationGetRelid(index);
+			state.user_key_type = index->rd_opcintype[0];
+			state.user_key_collation = index->rd_indcollation[0];
+			state.user_key_equality =
+				get_opcode(get_opfamily_member(index->rd_opfamily[0], index->rd_opcintype[0],
+											   index->rd_opcintype[0], BTEqualStrategyNumber));
+		}
+		index_close(index, NoLock);
+		if (OidIsValid(state.lookup_index) && RegProcedureIsValid(state.user_key_equality))
+			break;
+		state.lookup_index = InvalidOid;
+	}
+	list_free(indexes);
+	table_close(heap, NoLock);
+}
+
+/* Build state from the configuration row (inside SPI). */
+static void
+build_state(void)
+{
+	uint64		generation = tenancy_generation;
+	TenancyConfig cfg;
+	ResolvedColumns resolved;
+	Oid			user_arg[1] = {TEXTOID};
+	Oid			user_tenant_args[2] = {TEXTOID, UUIDOID};
+	const char *members;
+	const char *user_col;
+	const char *tenant_col;
+	char	   *order_by;
+	char	   *sql;
+
+	forget_state();
+	state.config_relid = config_table_relid();
+	if (!load_config(&cfg))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the tenant lookup is not configured"),
+				 errhint("Call domi.configure_tenancy() as the owner of extension domi.")));
+	state.memberships = cfg.memberships;
+	state.tenants = cfg.tenants;
+	check_config(&cfg, true, &resolved);
+	choose_lookup_index(&resolved);
+
+	members = qualified_relation_name(cfg.memberships);
+	user_col = quote_identifier(NameStr(cfg.user_column));
+	tenant_col = quote_identifier(NameStr(cfg.tenant_column));
+	/* Ties on the order column are broken by the tenant id: deterministic. */
+	if (cfg.has_order_column)
+		order_by = psprintf("%s, %s", quote_identifier(NameStr(cfg.order_column)), tenant_col);
+	else
+		order_by = pstrdup(tenant_col);
+
+	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 ORDER BY %s LIMIT 1",
+				   tenant_col, members, user_col, order_by);
+	state.first_plan = prepare_kept(sql, 1, user_arg);
+	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 ORDER BY %s",
+				   tenant_col, members, user_col, order_by);
+	state.all_plan = prepare_kept(sql, 1, user_arg);
+	sql = psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2 LIMIT 1",
+				   members, user_col, tenant_col);
+	state.member_plan = prepare_kept(sql, 2, user_tenant_args);
+
+	if (OidIsValid(cfg.tenants))
+	{
+		MemoryContext old = MemoryContextSwitchTo(tenancy_context);
+
+		state.tenants_name = qualified_relation_name(cfg.tenants);
+		state.tenants_id_column = pstrdup(quote_identifier(NameStr(cfg.tenants_id_column)));
+		MemoryContextSwitchTo(old);
+		state.tenants_id_attnum = resolved.tenants_id.attnum;
+		state.tenants_id_has_default = resolved.tenants_id.atthasdef ||
+			resolved.tenants_id.attidentity != '\0' || resolved.tenants_id.attgenerated != '\0';
+
+		sql = psprintf("INSERT INTO %s (%s, %s) VALUES ($1, $2)", members, user_col, tenant_col);
+		state.add_membership_plan = prepare_kept(sql, 2, user_tenant_args);
+	}
+
+	state.generation = generation;
+	state.valid = true;
+}
+
+static bool
+kept_plan_usable(SPIPlanPtr plan)
+{
+	return plan == NULL || SPI_plan_is_valid(plan);
+}
+
+static bool
+state_usable(void)
+{
+	return state.valid && state.generation == tenancy_generation &&
+		kept_plan_usable(state.first_plan) &&
+		kept_plan_usable(state.all_plan) &&
+		kept_plan_usable(state.member_plan) &&
+		kept_plan_usable(state.add_membership_plan);
+}
+
+/*
+ * The functions run as the extension owner, who must read the tables past
+ * their row-level security: a superuser or a BYPASSRLS role.  Anyone else
+ * would see only what the policies let it see, and with no tenant set that
+ * is nothing: a wrong "no membership" instead of an error.  Checked by
+ * configure_tenancy and at every call, since role attributes can change
+ * after the configuration.
+ */
+static void
+require_rls_bypass(Oid role)
+{
+	if (!superuser_arg(role) && !has_bypassrls_privilege(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the tenant lookup runs as role \"%s\", which is subject to row level security",
+						GetUserNameFromId(role, false)),
+				 errdetail("The lookup functions run as their owner, the owner of extension domi, and must read the memberships past their policies."),
+				 errhint("Make that role a superuser or give it BYPASSRLS.")));
+}
+
+/* One call of a lookup function: connected to SPI only when it needs to be. */
+typedef struct TenancyCall
+{
+	bool		spi_connected;
+} TenancyCall;
+
+static void
+call_spi(TenancyCall *call)
+{
+	int			rc;
+
+	if (call->spi_connected)
+		return;
+	rc = SPI_connect();
+	if (rc != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	call->spi_connected = true;
+}
+
+static void
+finish_spi(void)
+{
+	int			rc = SPI_finish();
+
+	if (rc != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Make the lookups ready.  The tables the call reads are locked first (the
+ * tenants table only for bootstrap_tenant): taking a lock processes pending
+ * invalidations, and once we hold it no DDL can rename or alter the table
+ * before our scan or query runs.
+ */
+static void
+tenancy_begin(TenancyCall *call, bool with_tenants)
+{
+	call->spi_connected = false;
+	require_rls_bypass(GetUserId());
+	for (;;)
+	{
+		if (!state_usable())
+		{
+			call_spi(call);
+			build_state();
+		}
+		LockRelationOid(state.memberships, AccessShareLock);
+		if (with_tenants && OidIsValid(state.tenants))
+			LockRelationOid(state.tenants, AccessShareLock);
+		if (state_usable())
+			break;
+	}
+}
+
+static void
+tenancy_end(TenancyCall *call)
+{
+	if (call->spi_connected)
+		finish_spi();
+	call->spi_connected = false;
+}
+
+/*
+ * Which snapshot a lookup reads with.  STATEMENT: the calling query's (the
+ * STABLE lookups).  FRESH: a new one that sees this transaction's own
+ * writes so far (enter_tenant after bootstrap_tenant in one statement).
+ * LATEST: the latest committed state, whatever the isolation level
+ * (bootstrap_tenant's look after waiting for the lock).
+ */
+typedef enum LookupSnapshot
+{
+	LOOKUP_STATEMENT,
+	LOOKUP_FRESH,
+	LOOKUP_LATEST
+} LookupSnapshot;
+
+/* What a scan of the user's memberships stops at. */
+typedef enum LookupGoal
+{
+	LOOKUP_FIRST,				/* the first membership */
+	LOOKUP_TENANT,				/* a membership in the given tenant */
+	LOOKUP_ALL					/* every membership, into a tuplestore */
+} LookupGoal;
+
+typedef struct Lookup
+{
+	LookupGoal	goal;
+	const pg_uuid_t *tenant;	/* LOOKUP_TENANT */
+	Tuplestorestate *store;		/* LOOKUP_ALL */
+	TupleDesc	store_desc;
+	bool		found;
+	pg_uuid_t	result;			/* LOOKUP_FIRST: the tenant */
+} Lookup;
+
+/*
+ * Take one membership's tenant (NULL if the row has none); true when the
+ * lookup needs no more rows.
+ */
+static bool
+lookup_take(Lookup *lookup, const pg_uuid_t *tenant)
+{
+	switch (lookup->goal)
+	{
+		case LOOKUP_FIRST:
+			lookup->found = tenant != NULL;
+			if (tenant)
+				lookup->result = *tenant;
+			return true;
+		case LOOKUP_TENANT:
+			lookup->found = tenant != NULL &&
+				memcmp(tenant->data, lookup->tenant->data, UUID_LEN) == 0;
+			return lookup->found;
+		case LOOKUP_ALL:
+			{
+				Datum		value = tenant ? UUIDPGetDatum(tenant) : (Datum) 0;
+				bool		isnull = tenant == NULL;
+
+				tuplestore_putvalues(lookup->store, lookup->store_desc, &value, &isnull);
+				lookup->found = true;
+				return false;
+			}
+	}
+	return true;
+}
+
+static Snapshot
+lookup_snapshot(LookupSnapshot which)
+{
+	switch (which)
+	{
+		case LOOKUP_STATEMENT:
+			return GetActiveSnapshot();
+		case LOOKUP_FRESH:
+			CommandCounterIncrement();
+			return GetTransactionSnapshot();
+		case LOOKUP_LATEST:
+			return GetLatestSnapshot();
+	}
+	return GetActiveSnapshot();
+}
+
+/*
+ * The lookup through the index, in its order, which is the queries' ORDER
+ * BY: no query to plan or execute.  An index-only scan, as the planner
+ * would make: the tenant comes from the index entry, and the table is read
+ * only for pages not known to be all-visible.  The owner's right to read
+ * the table is checked here, as the executor would.  Row-level security is
+ * not applied, as it would not be for the owner (a superuser or BYPASSRLS,
+ * checked).
+ */
+static void
+lookup_by_index(Lookup *lookup, Datum user_id, LookupSnapshot which)
+{
+	AclResult	aclresult = pg_class_aclcheck(state.memberships, GetUserId(), ACL_SELECT);
+	Relation	heap;
+	Relation	index;
+	TupleTableSlot *slot = NULL;
+	Buffer		vmbuffer = InvalidBuffer;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	ItemPointer tid;
+
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(state.memberships));
+
+	heap = table_open(state.memberships, NoLock);	/* locked by tenancy_begin */
+	index = index_open(state.lookup_index, AccessShareLock);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, state.user_key_type,
+						   state.user_key_collation, state.user_key_equality, user_id);
+	PushActiveSnapshot(lookup_snapshot(which));
+	scan = index_beginscan(heap, index, GetActiveSnapshot(), 1, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, &key, 1, NULL, 0);
+	while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		value;
+
+		if (VM_ALL_VISIBLE(heap, ItemPointerGetBlockNumber(tid), &vmbuffer))
+			PredicateLockPage(heap, ItemPointerGetBlockNumber(tid), GetActiveSnapshot());
+		else
+		{
+			if (slot == NULL)
+				slot = table_slot_create(heap, NULL);
+			if (!index_fetch_heap(scan, slot))
+				continue;		/* no version of this row is visible */
+		}
+		value = index_getattr(scan->xs_itup, state.tenant_keyno, scan->xs_itupdesc, &isnull);
+		if (lookup_take(lookup, isnull ? NULL : DatumGetUUIDP(value)))
+			break;
+	}
+	if (BufferIsValid(vmbuffer))
+		ReleaseBuffer(vmbuffer);
+	index_endscan(scan);
+	PopActiveSnapshot();
+	if (slot)
+		ExecDropSingleTupleTableSlot(slot);
+	index_close(index, NoLock);
+	table_close(heap, NoLock);
+}
+
+/* The lookup through a kept plan, for memberships without a fitting index. */
+static void
+lookup_by_plan(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot which)
+{
+	SPIPlanPtr	plan = lookup->goal == LOOKUP_FIRST ? state.first_plan :
+		lookup->goal == LOOKUP_TENANT ? state.member_plan : state.all_plan;
+	Datum		values[2];
+	int			rc;
+	uint64		i;
+
+	call_spi(call);
+	values[0] = user_id;
+	values[1] = lookup->tenant ? UUIDPGetDatum(lookup->tenant) : (Datum) 0;
+	if (which == LOOKUP_LATEST)
+		rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+								  true, false, 0);
+	else
+		rc = SPI_execute_plan(plan, values, NULL, which == LOOKUP_STATEMENT, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
+
+	if (lookup->goal == LOOKUP_TENANT)
+	{
+		/* the query has compared the tenant already */
+		lookup->found = SPI_processed > 0;
+		return;
+	}
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (lookup_take(lookup, isnull ? NULL : DatumGetUUIDP(value)))
+			break;
+	}
+}
+
+static void
+run_lookup(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot which)
+{
+	if (OidIsValid(state.lookup_index))
+		lookup_by_index(lookup, user_id, which);
+	else
+		lookup_by_plan(call, lookup, user_id, which);
+}
+
+/* The tenant of the user's first membership; false if none. */
+static bool
+first_tenant(TenancyCall *call, Datum user_id, LookupSnapshot which, pg_uuid_t *tenant)
+{
+	Lookup		lookup = {LOOKUP_FIRST};
+
+	run_lookup(call, &lookup, user_id, which);
+	if (lookup.found)
+		*tenant = lookup.result;
+	return lookup.found;
+}
+
+static bool
+member_of(TenancyCall *call, Datum user_id, const pg_uuid_t *tenant, LookupSnapshot which)
+{
+	Lookup		lookup = {LOOKUP_TENANT};
+
+	lookup.tenant = tenant;
+	run_lookup(call, &lookup, user_id, which);
+	return lookup.found;
+}
+
+static Datum
+uuid_result(const pg_uuid_t *tenant)
+{
+	pg_uuid_t  *result = palloc(sizeof(pg_uuid_t));
+
+	*result = *tenant;
+	return UUIDPGetDatum(result);
+}
+
+static void
+require_user_id(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("user id must not be null")));
+}
+
+/* ---------------------------------------------------------------------
+ * Configuration
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The owner of the configuration table is the extension's owner, the role
+ * the lookups run as: check that it may read the tables past their
+ * policies and has the table privileges the functions use.
+ */
+static void
+check_owner_rights(const TenancyConfig *cfg, Oid owner)
+{
+	require_rls_bypass(owner);
+	if (pg_class_aclcheck(cfg->memberships, owner, ACL_SELECT) != ACLCHECK_OK ||
+		(OidIsValid(cfg->tenants) &&
+		 (pg_class_aclcheck(cfg->memberships, owner, ACL_INSERT) != ACLCHECK_OK ||
+		  pg_class_aclcheck(cfg->tenants, owner, ACL_SELECT | ACL_INSERT) != ACLCHECK_OK)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not read or write the configured tables",
+						GetUserNameFromId(owner, false)),
+				 errdetail("The tenant lookup runs as the owner of extension domi. It needs SELECT on the memberships table, and with a tenants table also INSERT on it and SELECT and INSERT on the tenants table.")));
+}
+
+static void
+require_name_argument(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+static void
+name_argument(FunctionCallInfo fcinfo, int argno, NameData *out, bool *given)
+{
+	*given = !PG_ARGISNULL(argno);
+	if (*given)
+		namestrcpy(out, NameStr(*PG_GETARG_NAME(argno)));
+	else
+		MemSet(out, 0, sizeof(NameData));
+}
+
+/*
+ * domi.configure_tenancy(memberships regclass, user_column name,
+ *		tenant_column name, order_column name, tenants regclass,
+ *		tenants_id_column name) returns void
+ *
+ * Runs with the caller's rights: the caller must own the configuration
+ * table (be the extension owner, or a member of it, or a superuser).
+ */
+Datum
+domi_configure_tenancy(PG_FUNCTION_ARGS)
+{
+	TenancyConfig cfg;
+	Oid			config_relid = config_table_relid();
+	Oid			argtypes[6] = {REGCLASSOID, NAMEOID, NAMEOID, NAMEOID, REGCLASSOID, NAMEOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	bool		given;
+	int			rc;
+
+	if (!pg_class_ownercheck(config_relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to configure the tenant lookup"),
+				 errdetail("Only the owner of extension domi or a superuser may change the tenant lookup's configuration.")));
+
+	require_name_argument(fcinfo, 0, "memberships table");
+	require_name_argument(fcinfo, 1, "user column");
+	require_name_argument(fcinfo, 2, "tenant column");
+	cfg.memberships = PG_GETARG_OID(0);
+	name_argument(fcinfo, 1, &cfg.user_column, &given);
+	name_argument(fcinfo, 2, &cfg.tenant_column, &given);
+	name_argument(fcinfo, 3, &cfg.order_column, &cfg.has_order_column);
+	cfg.tenants = PG_ARGISNULL(4) ? InvalidOid : PG_GETARG_OID(4);
+	name_argument(fcinfo, 5, &cfg.tenants_id_column, &given);
+	if (OidIsValid(cfg.tenants))
+		require_name_argument(fcinfo, 5, "tenants id column");
+
+	check_config(&cfg, false, NULL);
+	check_owner_rights(&cfg, relation_owner(config_relid));
+
+	values[0] = ObjectIdGetDatum(cfg.memberships);
+	values[1] = NameGetDatum(&cfg.user_column);
+	values[2] = NameGetDatum(&cfg.tenant_column);
+	values[3] = NameGetDatum(&cfg.order_column);
+	values[4] = ObjectIdGetDatum(cfg.tenants);
+	values[5] = NameGetDatum(&cfg.tenants_id_column);
+	if (!cfg.has_order_column)
+		nulls[3] = 'n';
+	if (!OidIsValid(cfg.tenants))
+		nulls[4] = nulls[5] = 'n';
+
+	rc = SPI_connect();
+	if (rc != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	rc = SPI_execute_with_args("INSERT INTO " CONFIG_SCHEMA "." CONFIG_TABLE
+							   " (memberships, user_column, tenant_column, order_column, tenants, tenants_id_column)"
+							   " VALUES ($1, $2, $3, $4, $5, $6)"
+							   " ON CONFLICT (singleton) DO UPDATE SET"
+							   " memberships = excluded.memberships, user_column = excluded.user_column,"
+							   " tenant_column = excluded.tenant_column, order_column = excluded.order_column,"
+							   " tenants = excluded.tenants, tenants_id_column = excluded.tenants_id_column",
+							   6, argtypes, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not write %s.%s: %s", CONFIG_SCHEMA, CONFIG_TABLE,
+			 SPI_result_code_string(rc));
+	finish_spi();
+	PG_RETURN_VOID();
+}
+
+/*
+ * domi._tenancy_config_changed() trigger on domi.tenancy_config
+ *
+ * Row-level BEFORE INSERT OR UPDATE: check the new row, whoever writes it
+ * (configure_tenancy, the owner by hand, a restore).  Statement-level AFTER
+ * DELETE OR TRUNCATE: nothing to check.  Both tell every backend, at
+ * commit, to build its lookups again.
+ */
+Datum
+domi_tenancy_config_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	newtuple = NULL;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function domi._tenancy_config_changed must be called as a trigger")));
+
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) &&
+		(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+	{
+		TenancyConfig cfg;
+
+		newtuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+			trigdata->tg_newtuple : trigdata->tg_trigtuple;
+		config_from_tuple(newtuple, RelationGetDescr(trigdata->tg_relation), &cfg);
+		check_config(&cfg, false, NULL);
+	}
+	return PointerGetDatum(newtuple);
+}
+
+/* ---------------------------------------------------------------------
+ * Lookups
+ * ---------------------------------------------------------------------
+ */
+
+/* domi.user_tenant(user_id text) returns uuid: the first membership's tenant, or NULL */
+Datum
+domi_user_tenant(PG_FUNCTION_ARGS)
+{
+	TenancyCall call;
+	pg_uuid_t	tenant;
+	bool		found;
+
+	tenancy_begin(&call, false);
+	found = first_tenant(&call, PG_GETARG_DATUM(0), LOOKUP_STATEMENT, &tenant);
+	tenancy_end(&call);
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(uuid_result(&tenant));
+}
+
+/*
+ * domi.user_tenants(user_id text) returns setof uuid
+ *
+ * All the user's tenants, first membership first.  Materialized: a user
+ * has few memberships, and the SPI result is gone after SPI_finish.
+ */
+Datum
+domi_user_tenants(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TenancyCall call;
+	Lookup		lookup = {LOOKUP_ALL};
+	MemoryContext old;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	lookup.store_desc = CreateTemplateTupleDesc(1);
+	TupleDescInitEntry(lookup.store_desc, (AttrNumber) 1, "user_tenants", UUIDOID, -1, 0);
+	lookup.store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = lookup.store;
+	rsinfo->setDesc = lookup.store_desc;
+	MemoryContextSwitchTo(old);
+
+	tenancy_begin(&call, false);
+	run_lookup(&call, &lookup, PG_GETARG_DATUM(0), LOOKUP_STATEMENT);
+	tenancy_end(&call);
+	return (Datum) 0;
+}
+
+/* domi.is_member(user_id text, tenant uuid) returns boolean */
+Datum
+domi_is_member(PG_FUNCTION_ARGS)
+{
+	TenancyCall call;
+	bool		member;
+
+	tenancy_begin(&call, false);
+	member = member_of(&call, PG_GETARG_DATUM(0), PG_GETARG_UUID_P(1), LOOKUP_STATEMENT);
+	tenancy_end(&call);
+	PG_RETURN_BOOL(member);
+}
+
+/*
+ * domi.enter_tenant(user_id text, tenant uuid DEFAULT NULL) returns uuid
+ *
+ * Checks the membership (NULL: takes the first one), then sets the tenant
+ * for the current transaction as domi.set_tenant() does.  A non-member is
+ * refused and nothing is set.  The transaction block is checked first, so
+ * that outside one the answer is the same for members and non-members.
+ */
+Datum
+domi_enter_tenant(PG_FUNCTION_ARGS)
+{
+	TenancyCall call;
+	pg_uuid_t	tenant;
+	bool		member;
+
+	require_user_id(fcinfo);
+	domi_require_transaction_block();
+
+	tenancy_begin(&call, false);
+	if (PG_ARGISNULL(1))
+		member = first_tenant(&call, PG_GETARG_DATUM(0), LOOKUP_FRESH, &tenant);
+	else
+	{
+		tenant = *PG_GETARG_UUID_P(1);
+		member = member_of(&call, PG_GETARG_DATUM(0), &tenant, LOOKUP_FRESH);
+	}
+	tenancy_end(&call);
+
+	if (!member && PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the user is not a member of any tenant"),
+				 errhint("domi.bootstrap_tenant() creates a user's first tenant.")));
+	if (!member)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the user is not a member of tenant %s",
+						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&tenant))))));
+
+	domi_set_local_tenant(&tenant);
+	PG_RETURN_DATUM(uuid_result(&tenant));
+}
+
+/* ---------------------------------------------------------------------
+ * Bootstrap
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A key of the tenant jsonb names a column to set.  It must be a user
+ * column of the tenants table that an INSERT may set, and not the id:
+ * the id of a new tenant is always new (its default, or a random uuid), so
+ * that no caller can make a membership in an existing tenant.  Returns the
+ * column's quoted name.
+ */
+static char *
+checked_tenant_column(const char *key, int len)
+{
+	NameData	name;
+	HeapTuple	tuple;
+	Form_pg_attribute att;
+
+	if (len >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%.*s\" of relation \"%s\" does not exist",
+						len, key, get_rel_name(state.tenants))));
+	MemSet(&name, 0, sizeof(name));
+	memcpy(NameStr(name), key, len);
+	tuple = SearchSysCacheAttName(state.tenants, NameStr(name));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						NameStr(name), get_rel_name(state.tenants)),
+				 errdetail("The keys of the tenant object name columns of the tenants table.")));
+	att = (Form_pg_attribute) GETSTRUCT(tuple);
+	if (att->attnum <= 0 || att->attnum == state.tenants_id_attnum ||
+		att->attgenerated != '\0' || att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("cannot set column \"%s\" of a new tenant", NameStr(name)),
+				 att->attnum == state.tenants_id_attnum ?
+				 errdetail("A new tenant always gets a new id.") :
+				 errdetail("It is a system, generated or identity column.")));
+	ReleaseSysCache(tuple);
+	return pstrdup(quote_identifier(NameStr(name)));
+}
+
+/* The quoted names of the columns the tenant object sets, checked. */
+static List *
+tenant_columns(Jsonb *tenant)
+{
+	List	   *columns = NIL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken token;
+
+	if (!JB_ROOT_IS_OBJECT(tenant) || JB_ROOT_IS_SCALAR(tenant))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the tenant must be a JSON object"),
+				 errdetail("Its keys name columns of the tenants table, its values are their values.")));
+	it = JsonbIteratorInit(&tenant->root);
+	while ((token = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (token == WJB_KEY)
+			columns = lappend(columns, checked_tenant_column(v.val.string.val, v.val.string.len));
+	}
+	return columns;
+}
+
+/*
+ * INSERT INTO tenants (columns [, id]) SELECT r.columns [, gen_random_uuid()]
+ * FROM jsonb_populate_record(NULL::tenants, $1) r RETURNING id: the values
+ * typed by the table's own row type, never pasted into the text; every
+ * other column gets its default.
+ */
+static char *
+tenant_insert_sql(List *columns)
+{
+	StringInfoData targets;
+	StringInfoData values;
+	bool		generate_id = !state.tenants_id_has_default;
+	ListCell   *lc;
+
+	if (columns == NIL && !generate_id)
+		return psprintf("INSERT INTO %s DEFAULT VALUES RETURNING %s",
+						state.tenants_name, state.tenants_id_column);
+
+	initStringInfo(&targets);
+	initStringInfo(&values);
+	foreach(lc, columns)
+	{
+		const char *column = lfirst(lc);
+
+		appendStringInfo(&targets, "%s%s", targets.len > 0 ? ", " : "", column);
+		appendStringInfo(&values, "%sr.%s", values.len > 0 ? ", " : "", column);
+	}
+	if (generate_id)
+	{
+		appendStringInfo(&targets, "%s%s", targets.len > 0 ? ", " : "", state.tenants_id_column);
+		appendStringInfo(&values, "%spg_catalog.gen_random_uuid()", values.len > 0 ? ", " : "");
+	}
+	return psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) r RETURNING %s",
+					state.tenants_name, targets.data, values.data,
+					state.tenants_name, state.tenants_id_column);
+}
+
+/*
+ * Serialize bootstrap_tenant calls for one user until the end of the
+ * transaction.  Two users whose ids hash alike merely wait for each other.
+ */
+static void
+lock_user_bootstrap(Datum user_id)
+{
+	int32		hash = DatumGetInt32(DirectFunctionCall1Coll(hashtext, C_COLLATION_OID, user_id));
+
+	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4,
+							   Int32GetDatum(BOOTSTRAP_LOCK_CLASS), Int32GetDatum(hash));
+}
+
+static void
+insert_tenant(const char *sql, Jsonb *tenant, pg_uuid_t *id)
+{
+	Oid			argtypes[1] = {JSONBOID};
+	Datum		values[1];
+	int			rc;
+	bool		isnull;
+	Datum		value;
+
+	values[0] = JsonbPGetDatum(tenant);
+	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert the tenant: %s", SPI_result_code_string(rc));
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("the new tenant's id is null"),
+				 errdetail("The default of column %s of relation %s gave null.",
+						   state.tenants_id_column, state.tenants_name)));
+	*id = *DatumGetUUIDP(value);
+}
+
+static void
+insert_membership(Datum user_id, const pg_uuid_t *tenant)
+{
+	Datum		values[2];
+	int			rc;
+
+	values[0] = user_id;
+	values[1] = UUIDPGetDatum(tenant);
+	rc = SPI_execute_plan(state.add_membership_plan, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert the membership: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * domi.bootstrap_tenant(user_id text, tenant jsonb DEFAULT '{}') returns uuid
+ *
+ * Creates a tenant and the user's first membership, and returns the
+ * tenant; a user who already has a membership gets that tenant back and
+ * nothing is inserted.  Concurrent calls for one user wait for each other
+ * (the advisory lock), and the one that waited looks again with a fresh
+ * snapshot, which sees the other's committed membership even under
+ * REPEATABLE READ: one tenant, however many calls.
+ */
+Datum
+domi_bootstrap_tenant(PG_FUNCTION_ARGS)
+{
+	TenancyCall call;
+	Datum		user_id;
+	Jsonb	   *tenant;
+	List	   *columns;
+	pg_uuid_t	id;
+
+	require_user_id(fcinfo);
+	user_id = PG_GETARG_DATUM(0);
+	tenant = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+
+	tenancy_begin(&call, true);
+	if (!OidIsValid(state.tenants))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the tenant lookup has no tenants table"),
+				 errdetail("domi.bootstrap_tenant() creates a row in the tenants table."),
+				 errhint("Call domi.configure_tenancy() with tenants => the table of tenants.")));
+	if (tenant == NULL)
+		tenant = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	columns = tenant_columns(tenant);
+
+	lock_user_bootstrap(user_id);
+	if (!first_tenant(&call, user_id, LOOKUP_LATEST, &id))
+	{
+		call_spi(&call);
+		insert_tenant(tenant_insert_sql(columns), tenant, &id);
+		insert_membership(user_id, &id);
+	}
+	tenancy_end(&call);
+	PG_RETURN_DATUM(uuid_result(&id));
+}
