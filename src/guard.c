@@ -20,12 +20,14 @@
  *						DROP EXTENSION ... CASCADE takes).  Compared with the
  *						registry by OID: the registry still holds the OID of a
  *						table that is being dropped.
- *	ddl_command_end		for ALTER TABLE and ALTER TYPE: the protected columns
- *						of every table the statement touched (and of their
- *						partitions, children and typed tables) must still exist
- *						under their name and with their recorded type.  This
- *						compares states, so it does not matter how the type was
- *						changed (USING, a domain, a typed table's ALTER TYPE).
+ *	ddl_command_end		for ALTER TABLE and ALTER TYPE (and ALTER VIEW, ALTER
+ *						MATERIALIZED VIEW, ALTER FOREIGN TABLE, which can rename
+ *						a table's column): the protected columns of every table
+ *						the statement touched (and of their partitions, children
+ *						and typed tables) must still exist under their name and
+ *						with their recorded type.  This compares states, so it
+ *						does not matter how the type was changed (USING, a
+ *						domain, a typed table's ALTER TYPE).
  *	ddl_command_start	DROP EXTENSION domi, DROP SCHEMA domi and DROP OWNED BY
  *						the extension's owner would drop the guard itself, and
  *						a trigger cannot see its own drop at sql_drop time.
@@ -806,13 +808,23 @@ event_trigger_data(FunctionCallInfo fcinfo, const char *event)
  * sql_drop: protected columns among the dropped objects.  A dropped table
  * takes all its protected columns; a dropped column is matched by name
  * (address_names is schema, table, column), as its catalog row is gone.
+ *
+ * A registry name can be stale: the column was renamed while the guard's
+ * triggers were disabled.  Matching by name alone would then let the column
+ * drop unseen, so when any column of a table with such a protection drops,
+ * the protection is reported as lost (the last output column), as the ALTER
+ * TABLE check does.
  */
 static const char *const dropped_protected_sql =
-"SELECT r.tbl::oid, d.address_names[1], d.address_names[2], r.col::text"
+"SELECT r.tbl::oid, d.address_names[1], d.address_names[2], r.col::text,"
+"       bool_and(d.objsubid <> 0 AND d.address_names[3] <> r.col::text)"
 "  FROM pg_event_trigger_dropped_objects() d"
 "  JOIN domi._protected_columns r ON r.tbl = d.objid"
 " WHERE d.classid = 'pg_class'::regclass"
-"   AND (d.objsubid = 0 OR d.address_names[3] = r.col::text)"
+"   AND (d.objsubid = 0 OR d.address_names[3] = r.col::text"
+"        OR NOT EXISTS (SELECT FROM pg_attribute a"
+"                        WHERE a.attrelid = r.tbl AND a.attname = r.col AND NOT a.attisdropped))"
+" GROUP BY 1, 2, 3, 4"
 " ORDER BY 2, 3, 4";
 
 Datum
@@ -820,11 +832,20 @@ domi_guard_sql_drop(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata = event_trigger_data(fcinfo, "sql_drop");
 	RegistryAccess access;
+	List	   *hits;
+	ListCell   *lc;
+	int			row = 0;
 
 	if (!registry_open(&access))
 		PG_RETURN_VOID();
 	registry_execute(dropped_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
-	guard_enforce(hits_from_result(GUARD_DROP), trigdata->tag, &access);
+	hits = hits_from_result(GUARD_DROP);
+	foreach(lc, hits)
+	{
+		if (DatumGetBool(spi_datum(row++, 5)))
+			((GuardHit *) lfirst(lc))->action = GUARD_VANISHED;
+	}
+	guard_enforce(hits, trigdata->tag, &access);
 	registry_close(&access);
 	PG_RETURN_VOID();
 }

@@ -80,6 +80,11 @@ ALTER TABLE items ALTER COLUMN embedding TYPE text;
 ALTER TABLE items ALTER COLUMN embedding TYPE int USING length(embedding);
 ALTER TABLE items ALTER COLUMN title TYPE varchar(20);
 ALTER TABLE items RENAME COLUMN embedding TO vector;
+-- PostgreSQL lets ALTER VIEW, ALTER MATERIALIZED VIEW and ALTER FOREIGN TABLE
+-- rename a column of an ordinary table: refused the same.
+ALTER VIEW items RENAME COLUMN embedding TO vector;
+ALTER MATERIALIZED VIEW items RENAME COLUMN embedding TO vector;
+ALTER FOREIGN TABLE items RENAME COLUMN embedding TO vector;
 ALTER TABLE items ADD COLUMN extra int, DROP COLUMN note, DROP COLUMN embedding;
 SELECT items_columns();
 SELECT * FROM items;
@@ -174,6 +179,9 @@ DROP FUNCTION app.trap(text, text);
 -- gets its name back or the transaction allows dropping the protection.
 ALTER EVENT TRIGGER domi_drop_guard_alter DISABLE;
 ALTER TABLE items RENAME COLUMN title TO caption;
+-- Dropping it under its new name is refused by the sql_drop check alone
+-- (the registry still says "title"): the protection is missing, not gone.
+ALTER TABLE items DROP COLUMN caption;
 ALTER EVENT TRIGGER domi_drop_guard_alter ENABLE ALWAYS;
 ALTER TABLE items ADD COLUMN probe int;
 ALTER TABLE items RENAME COLUMN caption TO title;
