@@ -26,8 +26,9 @@
  *						the statement touched (and of their partitions, children
  *						and typed tables) must still exist under their name and
  *						with their recorded type.  This compares states, so it
- *						does not matter how the type was changed (USING, a
- *						domain, a typed table's ALTER TYPE).
+ *						does not matter how the type was changed (a domain, a
+ *						typed table's ALTER TYPE); ALTER COLUMN ... TYPE ...
+ *						USING that keeps the type is read from the parse tree.
  *	ddl_command_start	DROP EXTENSION domi, DROP SCHEMA domi and DROP OWNED BY
  *						the extension's owner would drop the guard itself, and
  *						a trigger cannot see its own drop at sql_drop time.
@@ -113,6 +114,8 @@ typedef enum GuardAction
 {
 	GUARD_DROP,					/* drops the column (or its table) */
 	GUARD_RETYPE,				/* changes its type or type modifier */
+	GUARD_REWRITE,				/* rewrites it with ALTER COLUMN TYPE ... USING,
+								 * keeping its type */
 	GUARD_RENAME,				/* renames it */
 	GUARD_VANISHED,				/* it is gone from a table the statement altered */
 	GUARD_UNGUARD				/* drops the guard itself (DROP EXTENSION domi) */
@@ -126,7 +129,7 @@ typedef struct GuardHit
 	char	   *table;
 	char	   *column;
 	char	   *new_name;		/* GUARD_RENAME */
-	Oid			new_type;		/* GUARD_RETYPE */
+	Oid			new_type;		/* GUARD_RETYPE, GUARD_REWRITE */
 	int32		new_typmod;
 } GuardHit;
 
@@ -566,6 +569,9 @@ registry_follow(const GuardHit *hit)
 			registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
 							 2, types, values, SPI_OK_DELETE);
 			break;
+		case GUARD_REWRITE:
+			/* Same type: nothing to record. */
+			break;
 		case GUARD_RETYPE:
 			values[2] = ObjectIdGetDatum(hit->new_type);
 			values[3] = Int32GetDatum(hit->new_typmod);
@@ -598,6 +604,8 @@ action_verb(GuardAction action)
 			return "drop";
 		case GUARD_RETYPE:
 			return "change the type of";
+		case GUARD_REWRITE:
+			return "rewrite";
 		case GUARD_RENAME:
 			return "rename";
 		case GUARD_VANISHED:
@@ -618,6 +626,8 @@ action_effect(GuardAction action)
 			return "drop it";
 		case GUARD_RETYPE:
 			return "change its type";
+		case GUARD_REWRITE:
+			return "rewrite its values with USING";
 		case GUARD_RENAME:
 			return "rename it";
 		case GUARD_VANISHED:
@@ -736,6 +746,9 @@ report_override(const GuardHit *hit, CommandTag tag, Oid caller)
 		case GUARD_RETYPE:
 			what = psprintf("changed to type %s, and stays protected",
 							format_type_with_typemod(hit->new_type, hit->new_typmod));
+			break;
+		case GUARD_REWRITE:
+			what = pstrdup("rewritten with USING, and stays protected");
 			break;
 		case GUARD_RENAME:
 			what = psprintf("renamed to \"%s\", and stays protected", hit->new_name);
@@ -939,13 +952,52 @@ oid_array(List *oids)
 }
 
 /*
+ * The columns that an ALTER TABLE rewrites with ALTER COLUMN ... TYPE ...
+ * USING.  Kept apart because USING can replace every value (USING NULL)
+ * while the type stays the same, so comparing types does not show it.
+ */
+static List *
+columns_rewritten_by_using(Node *parsetree)
+{
+	List	   *columns = NIL;
+	ListCell   *lc;
+
+	if (parsetree == NULL || !IsA(parsetree, AlterTableStmt))
+		return NIL;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype == AT_AlterColumnType && cmd->name != NULL &&
+			cmd->def != NULL && IsA(cmd->def, ColumnDef) &&
+			((ColumnDef *) cmd->def)->raw_default != NULL)
+			columns = lappend(columns, cmd->name);
+	}
+	return columns;
+}
+
+static bool
+name_in_list(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * A protected column of a touched table, compared with its catalog entry:
- * a hit when its name is gone (renamed, if the statement renamed it) or its
- * type or type modifier is not the recorded one.  NULL when all is well.
+ * a hit when its name is gone (renamed, if the statement renamed it), its
+ * type or type modifier is not the recorded one, or the statement rewrote
+ * it with USING.  NULL when all is well.
  */
 static GuardHit *
 check_protected_column(Oid relid, const char *column, Oid typid, int32 typmod,
-					   Node *parsetree)
+					   Node *parsetree, List *using_columns)
 {
 	HeapTuple	tuple = SearchSysCacheAttName(relid, column);
 	GuardHit   *hit;
@@ -954,11 +1006,12 @@ check_protected_column(Oid relid, const char *column, Oid typid, int32 typmod,
 	{
 		Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tuple);
 		bool		same = att->atttypid == typid && att->atttypmod == typmod;
+		bool		rewritten = name_in_list(using_columns, column);
 
-		hit = same ? NULL : palloc0(sizeof(GuardHit));
+		hit = (same && !rewritten) ? NULL : palloc0(sizeof(GuardHit));
 		if (hit)
 		{
-			hit->action = GUARD_RETYPE;
+			hit->action = same ? GUARD_REWRITE : GUARD_RETYPE;
 			hit->new_type = att->atttypid;
 			hit->new_typmod = att->atttypmod;
 		}
@@ -992,6 +1045,7 @@ domi_guard_ddl_end(PG_FUNCTION_ARGS)
 	RegistryAccess access;
 	List	   *relids;
 	List	   *hits = NIL;
+	List	   *using_columns = columns_rewritten_by_using(trigdata->parsetree);
 	Oid			types[1] = {OIDARRAYOID};
 	Datum		values[1];
 	uint64		row;
@@ -1011,7 +1065,8 @@ domi_guard_ddl_end(PG_FUNCTION_ARGS)
 													 spi_text(row, 2),
 													 DatumGetObjectId(spi_datum(row, 3)),
 													 DatumGetInt32(spi_datum(row, 4)),
-													 trigdata->parsetree);
+													 trigdata->parsetree,
+													 using_columns);
 
 			if (hit)
 				hits = lappend(hits, hit);

@@ -79,6 +79,9 @@ DROP TABLE IF EXISTS items CASCADE;
 ALTER TABLE items ALTER COLUMN embedding TYPE text;
 ALTER TABLE items ALTER COLUMN embedding TYPE int USING length(embedding);
 ALTER TABLE items ALTER COLUMN title TYPE varchar(20);
+-- USING can replace every value while the type stays the same: refused too.
+ALTER TABLE items ALTER COLUMN embedding TYPE citext USING NULL;
+ALTER TABLE items ALTER COLUMN title TYPE varchar(10) USING 'x';
 ALTER TABLE items RENAME COLUMN embedding TO vector;
 -- PostgreSQL lets ALTER VIEW, ALTER MATERIALIZED VIEW and ALTER FOREIGN TABLE
 -- rename a column of an ordinary table: refused the same.
@@ -92,6 +95,9 @@ SELECT * FROM items;
 -- Changes that leave protected columns alone go through.
 ALTER TABLE items ADD COLUMN extra int;
 ALTER TABLE items ALTER COLUMN extra TYPE bigint;
+ALTER TABLE items ALTER COLUMN note TYPE text USING note || '';
+-- The same type without USING changes nothing, and is allowed.
+ALTER TABLE items ALTER COLUMN embedding TYPE citext;
 ALTER TABLE items RENAME COLUMN extra TO spare;
 ALTER TABLE items DROP COLUMN spare;
 ALTER TABLE items RENAME TO items_renamed;
@@ -275,6 +281,13 @@ SET LOCAL domi.allow_drop = 'app.items.headline';
 ALTER TABLE items ALTER COLUMN headline TYPE varchar(40);
 SELECT column_name, column_type, allow_drop FROM domi.protected_columns WHERE table_name = 'items' ORDER BY 1;
 ALTER TABLE items DROP COLUMN headline CASCADE;
+ROLLBACK;
+-- A rewrite with USING allowed by it keeps the protection and the type.
+BEGIN;
+SET LOCAL domi.allow_drop = 'app.items.embedding';
+ALTER TABLE items ALTER COLUMN embedding TYPE citext USING lower(embedding);
+SELECT embedding FROM items;
+SELECT column_name, column_type FROM domi.protected_columns WHERE table_name = 'items' ORDER BY 1;
 ROLLBACK;
 
 -- Names that need quotes: the hint gives the exact value to set.
