@@ -1090,11 +1090,35 @@ names_domi(List *names)
 	return false;
 }
 
-/* Would this statement drop the extension, and with it the guard? */
-static bool
-drops_the_guard(Node *parsetree)
+/*
+ * The roles of DROP OWNED BY, resolved as the caller: CURRENT_USER must mean
+ * the caller, not the registry's owner we later act as.
+ */
+static List *
+drop_owned_roles(Node *parsetree)
 {
-	if (IsA(parsetree, DropStmt))
+	List	   *roles = NIL;
+	ListCell   *lc;
+
+	if (parsetree == NULL || !IsA(parsetree, DropOwnedStmt))
+		return NIL;
+	foreach(lc, ((DropOwnedStmt *) parsetree)->roles)
+		roles = lappend_oid(roles, get_rolespec_oid(lfirst(lc), true));
+	return roles;
+}
+
+/*
+ * Would this statement drop the extension, and with it the guard?  DROP
+ * OWNED BY drops it when the role owns the extension, or owns its schema
+ * (a schema domi made before CREATE EXTENSION) and the statement cascades.
+ */
+static bool
+drops_the_guard(Node *parsetree, List *owned_by)
+{
+	Oid			types[2] = {OIDOID, BOOLOID};
+	ListCell   *lc;
+
+	if (parsetree != NULL && IsA(parsetree, DropStmt))
 	{
 		DropStmt   *stmt = (DropStmt *) parsetree;
 
@@ -1102,22 +1126,16 @@ drops_the_guard(Node *parsetree)
 		return (stmt->removeType == OBJECT_EXTENSION ||
 				stmt->removeType == OBJECT_SCHEMA) && names_domi(stmt->objects);
 	}
-	if (IsA(parsetree, DropOwnedStmt))
+	foreach(lc, owned_by)
 	{
-		DropOwnedStmt *stmt = (DropOwnedStmt *) parsetree;
-		Oid			types[1] = {OIDOID};
-		ListCell   *lc;
+		bool		cascade = ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
+		Datum		values[2] = {ObjectIdGetDatum(lfirst_oid(lc)), BoolGetDatum(cascade)};
 
-		foreach(lc, stmt->roles)
-		{
-			Oid			role = get_rolespec_oid(lfirst(lc), true);
-			Datum		values[1] = {ObjectIdGetDatum(role)};
-
-			registry_execute("SELECT FROM pg_extension WHERE extname = 'domi' AND extowner = $1",
-							 1, types, values, SPI_OK_SELECT);
-			if (SPI_processed > 0)
-				return true;
-		}
+		registry_execute("SELECT FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+						 " WHERE e.extname = 'domi' AND (e.extowner = $1 OR (n.nspowner = $1 AND $2))",
+						 2, types, values, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			return true;
 	}
 	return false;
 }
@@ -1126,11 +1144,12 @@ Datum
 domi_guard_ddl_start(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata = event_trigger_data(fcinfo, "ddl_command_start");
+	List	   *owned_by = drop_owned_roles(trigdata->parsetree);
 	RegistryAccess access;
 
 	if (!registry_open(&access))
 		PG_RETURN_VOID();
-	if (drops_the_guard(trigdata->parsetree))
+	if (drops_the_guard(trigdata->parsetree, owned_by))
 	{
 		registry_execute("SELECT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
 						 "  FROM domi._protected_columns r"
