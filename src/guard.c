@@ -76,6 +76,7 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "domi.h"
@@ -497,11 +498,18 @@ registry_plan(const char *sql, int nargs, Oid *types)
 	return plan;
 }
 
+/*
+ * Run with the latest snapshot, not the transaction's: under REPEATABLE READ
+ * a protection committed after the transaction began must still stop its
+ * DROP, as PostgreSQL's own catalog checks see the latest state.
+ */
 static void
 registry_execute(const char *sql, int nargs, Oid *types, Datum *values,
 				 int expected)
 {
-	int			ret = SPI_execute_plan(registry_plan(sql, nargs, types), values, NULL, false, 0);
+	int			ret = SPI_execute_snapshot(registry_plan(sql, nargs, types), values, NULL,
+										   GetLatestSnapshot(), InvalidSnapshot,
+										   false, true, 0);
 
 	if (ret != expected)
 		elog(ERROR, "drop guard registry query failed: %s", SPI_result_code_string(ret));

@@ -193,6 +193,24 @@ $dropper->quit;
 $protector->quit;
 $node->safe_psql('postgres', q{SELECT domi.unprotect_column('app.race', 'secret'); DROP TABLE app.race});
 
+# REPEATABLE READ: a protection committed after the dropping transaction took
+# its snapshot still stops the drop (the guard reads its registry with the
+# latest snapshot, as PostgreSQL's own catalog checks do).
+$node->safe_psql('postgres', 'CREATE TABLE app.race (id int, secret text); ALTER TABLE app.race OWNER TO migrator');
+my $rr = $node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'migrator' ]);
+bg($rr, 'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM domi.protected_columns');
+$node->safe_psql('postgres', "SELECT domi.protect_column('app.race', 'secret')",
+	extra_params => [ '-U', 'migrator' ]);
+($out, $err) = bg($rr, 'ALTER TABLE app.race DROP COLUMN secret');
+like($err, qr/cannot drop protected column "secret" of table "app.race"/,
+	'a REPEATABLE READ transaction whose snapshot predates the protection is refused too');
+bg($rr, 'COMMIT');
+$rr->quit;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute
+	WHERE attrelid = 'app.race'::regclass AND attname = 'secret' AND NOT attisdropped}), '1',
+	'and the column is still there');
+$node->safe_psql('postgres', q{SELECT domi.unprotect_column('app.race', 'secret'); DROP TABLE app.race});
+
 # A restart changes nothing.
 $node->restart;
 ($ret, $stdout, $stderr) = as_role('migrator', 'DROP TABLE app.items');
