@@ -117,6 +117,8 @@ typedef enum GuardAction
 	GUARD_RETYPE,				/* changes its type or type modifier */
 	GUARD_REWRITE,				/* rewrites it with ALTER COLUMN TYPE ... USING,
 								 * keeping its type */
+	GUARD_DROP_FIELD,			/* drops an attribute of the composite type its
+								 * values are made of */
 	GUARD_RENAME,				/* renames it */
 	GUARD_VANISHED,				/* it is gone from a table the statement altered */
 	GUARD_UNGUARD				/* drops the guard itself (DROP EXTENSION domi) */
@@ -578,6 +580,7 @@ registry_follow(const GuardHit *hit)
 							 2, types, values, SPI_OK_DELETE);
 			break;
 		case GUARD_REWRITE:
+		case GUARD_DROP_FIELD:
 			/* Same type: nothing to record. */
 			break;
 		case GUARD_RETYPE:
@@ -614,6 +617,8 @@ action_verb(GuardAction action)
 			return "change the type of";
 		case GUARD_REWRITE:
 			return "rewrite";
+		case GUARD_DROP_FIELD:
+			return "drop a field of";
 		case GUARD_RENAME:
 			return "rename";
 		case GUARD_VANISHED:
@@ -636,6 +641,8 @@ action_effect(GuardAction action)
 			return "change its type";
 		case GUARD_REWRITE:
 			return "rewrite its values with USING";
+		case GUARD_DROP_FIELD:
+			return "drop an attribute of its composite type, and that part of every value";
 		case GUARD_RENAME:
 			return "rename it";
 		case GUARD_VANISHED:
@@ -758,6 +765,9 @@ report_override(const GuardHit *hit, CommandTag tag, Oid caller)
 		case GUARD_REWRITE:
 			what = pstrdup("rewritten with USING, and stays protected");
 			break;
+		case GUARD_DROP_FIELD:
+			what = pstrdup("lost an attribute of its composite type, and stays protected");
+			break;
 		case GUARD_RENAME:
 			what = psprintf("renamed to \"%s\", and stays protected", hit->new_name);
 			break;
@@ -848,6 +858,38 @@ static const char *const dropped_protected_sql =
 " GROUP BY 1, 2, 3, 4"
 " ORDER BY 2, 3, 4";
 
+/*
+ * sql_drop, the other way to lose a protected column's data: an attribute
+ * dropped from a composite type (ALTER TYPE ... DROP ATTRIBUTE, or ALTER
+ * TABLE ... DROP COLUMN of a table whose row type is used as a column type)
+ * takes that part of every value of each column made of the type, directly
+ * or through arrays, domains, ranges and other composite types.  PostgreSQL
+ * allows it (it refuses only to change an attribute's type).  The users of a
+ * type are read from pg_depend, the way PostgreSQL finds them before such a
+ * type change: columns depend on their type, arrays, domains and ranges on
+ * their element, base or subtype.
+ */
+static const char *const narrowed_protected_sql =
+"WITH RECURSIVE users(typ) AS ("
+"    SELECT c.reltype FROM pg_event_trigger_dropped_objects() d"
+"      JOIN pg_class c ON c.oid = d.objid"
+"     WHERE d.classid = 'pg_class'::regclass AND d.objsubid <> 0 AND c.reltype <> 0"
+"  UNION"
+"    SELECT CASE WHEN dep.classid = 'pg_type'::regclass THEN dep.objid ELSE rel.reltype END"
+"      FROM users u"
+"      JOIN pg_depend dep ON dep.refclassid = 'pg_type'::regclass AND dep.refobjid = u.typ"
+"      LEFT JOIN pg_class rel ON dep.classid = 'pg_class'::regclass AND rel.oid = dep.objid"
+"     WHERE dep.classid = 'pg_type'::regclass OR (dep.objsubid <> 0 AND rel.reltype <> 0))"
+"SELECT DISTINCT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
+"  FROM users u"
+"  JOIN pg_depend dep ON dep.refclassid = 'pg_type'::regclass AND dep.refobjid = u.typ"
+"   AND dep.classid = 'pg_class'::regclass AND dep.objsubid <> 0"
+"  JOIN pg_attribute a ON a.attrelid = dep.objid AND a.attnum = dep.objsubid AND NOT a.attisdropped"
+"  JOIN domi._protected_columns r ON r.tbl = a.attrelid AND r.col = a.attname"
+"  JOIN pg_class c ON c.oid = r.tbl"
+"  JOIN pg_namespace n ON n.oid = c.relnamespace"
+" ORDER BY 2, 3, 4";
+
 Datum
 domi_guard_sql_drop(PG_FUNCTION_ARGS)
 {
@@ -866,6 +908,8 @@ domi_guard_sql_drop(PG_FUNCTION_ARGS)
 		if (DatumGetBool(spi_datum(row++, 5)))
 			((GuardHit *) lfirst(lc))->action = GUARD_VANISHED;
 	}
+	registry_execute(narrowed_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	hits = list_concat(hits, hits_from_result(GUARD_DROP_FIELD));
 	guard_enforce(hits, trigdata->tag, &access);
 	registry_close(&access);
 	PG_RETURN_VOID();

@@ -165,6 +165,44 @@ SELECT domi.unprotect_column('app.addresses', 'zip');
 DROP TABLE app.addresses;
 DROP TYPE app.address;
 
+-- A column made of a composite type loses part of every value when an
+-- attribute of the type is dropped (PostgreSQL allows that, it refuses only
+-- to change the attribute's type): refused, also through an array, a domain,
+-- a nested composite type and a table's row type.
+CREATE TYPE app.point3 AS (x int, y int, z int);
+CREATE DOMAIN app.point3_d AS app.point3;
+CREATE TYPE app.segment AS (a app.point3, b app.point3);
+CREATE TABLE app.pair (left_id int, right_id int);
+CREATE TABLE app.shapes (id int, p app.point3, ps app.point3[], pd app.point3_d,
+	s app.segment, pr app.pair, other app.point3);
+INSERT INTO app.shapes VALUES (1, ROW(1, 2, 3), ARRAY[ROW(4, 5, 6)::app.point3], ROW(7, 8, 9),
+	ROW(ROW(1, 1, 1), ROW(2, 2, 2)), ROW(10, 20), ROW(0, 0, 0));
+SELECT domi.protect_column('app.shapes', 'p');
+ALTER TYPE app.point3 DROP ATTRIBUTE z;
+SELECT domi.unprotect_column('app.shapes', 'p'), domi.protect_column('app.shapes', 'ps');
+ALTER TYPE app.point3 DROP ATTRIBUTE z;
+SELECT domi.unprotect_column('app.shapes', 'ps'), domi.protect_column('app.shapes', 'pd');
+ALTER TYPE app.point3 DROP ATTRIBUTE z;
+SELECT domi.unprotect_column('app.shapes', 'pd'), domi.protect_column('app.shapes', 's');
+ALTER TYPE app.point3 DROP ATTRIBUTE z CASCADE;
+SELECT domi.protect_column('app.shapes', 'pr');
+ALTER TABLE app.pair DROP COLUMN right_id;
+-- Adding an attribute loses nothing.
+ALTER TYPE app.point3 ADD ATTRIBUTE w int;
+SELECT * FROM app.shapes;
+-- With the override the attribute goes and the protection stays.
+BEGIN;
+SET LOCAL domi.allow_drop = 'app.shapes.s';
+ALTER TYPE app.point3 DROP ATTRIBUTE z;
+SELECT s FROM app.shapes;
+SELECT column_name, column_type FROM domi.protected_columns WHERE table_name = 'shapes' ORDER BY 1;
+ROLLBACK;
+SELECT domi.unprotect_column('app.shapes', 's'), domi.unprotect_column('app.shapes', 'pr');
+DROP TABLE app.shapes, app.pair;
+DROP TYPE app.segment;
+DROP DOMAIN app.point3_d;
+DROP TYPE app.point3;
+
 -- The guard queries its registry as the registry's owner: objects of the
 -- caller's search_path must not run there.  An operator "=" on oids that
 -- raises, first in search_path, changes nothing.
