@@ -54,11 +54,14 @@
 
 #include <ctype.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
@@ -73,6 +76,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/lsyscache.h"
@@ -864,31 +868,121 @@ static const char *const dropped_protected_sql =
  * TABLE ... DROP COLUMN of a table whose row type is used as a column type)
  * takes that part of every value of each column made of the type, directly
  * or through arrays, domains, ranges and other composite types.  PostgreSQL
- * allows it (it refuses only to change an attribute's type).  The users of a
- * type are read from pg_depend, the way PostgreSQL finds them before such a
- * type change: columns depend on their type, arrays, domains and ranges on
- * their element, base or subtype.
+ * allows it (it refuses only to change an attribute's type).
+ *
+ * The users of a type are found in pg_depend, the way PostgreSQL finds them
+ * before such a type change: a column depends on its type; an array, domain,
+ * range or multirange on its element, base, subtype or range.  Walked in C
+ * through the index, because every DROP COLUMN of every table comes here and
+ * almost always finds only the row type's array type, with no users.
  */
-static const char *const narrowed_protected_sql =
-"WITH RECURSIVE users(typ) AS ("
-"    SELECT c.reltype FROM pg_event_trigger_dropped_objects() d"
-"      JOIN pg_class c ON c.oid = d.objid"
-"     WHERE d.classid = 'pg_class'::regclass AND d.objsubid <> 0 AND c.reltype <> 0"
-"  UNION"
-"    SELECT CASE WHEN dep.classid = 'pg_type'::regclass THEN dep.objid ELSE rel.reltype END"
-"      FROM users u"
-"      JOIN pg_depend dep ON dep.refclassid = 'pg_type'::regclass AND dep.refobjid = u.typ"
-"      LEFT JOIN pg_class rel ON dep.classid = 'pg_class'::regclass AND rel.oid = dep.objid"
-"     WHERE dep.classid = 'pg_type'::regclass OR (dep.objsubid <> 0 AND rel.reltype <> 0))"
-"SELECT DISTINCT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
-"  FROM users u"
-"  JOIN pg_depend dep ON dep.refclassid = 'pg_type'::regclass AND dep.refobjid = u.typ"
-"   AND dep.classid = 'pg_class'::regclass AND dep.objsubid <> 0"
-"  JOIN pg_attribute a ON a.attrelid = dep.objid AND a.attnum = dep.objsubid AND NOT a.attisdropped"
-"  JOIN domi._protected_columns r ON r.tbl = a.attrelid AND r.col = a.attname"
-"  JOIN pg_class c ON c.oid = r.tbl"
-"  JOIN pg_namespace n ON n.oid = c.relnamespace"
-" ORDER BY 2, 3, 4";
+static const char *const dropped_column_relations_sql =
+"SELECT DISTINCT objid FROM pg_event_trigger_dropped_objects()"
+" WHERE classid = 'pg_class'::regclass AND objsubid <> 0";
+
+/* The columns (relids and attnums) made of typid, at any depth. */
+static void
+columns_made_of(Oid typid, List **relids, List **attnums)
+{
+	Relation	depend = table_open(DependRelationId, AccessShareLock);
+	List	   *types = list_make1_oid(typid);
+	ListCell   *lc;
+
+	/* The list grows as we go, and lists each type once. */
+	foreach(lc, types)
+	{
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
+		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(lfirst_oid(lc)));
+		scan = systable_beginscan(depend, DependReferenceIndexId, true, NULL, 2, key);
+		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		{
+			Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tuple);
+
+			if (dep->classid == TypeRelationId)
+				types = list_append_unique_oid(types, dep->objid);
+			else if (dep->classid == RelationRelationId && dep->objsubid > 0)
+			{
+				Oid			rowtype = get_rel_type_id(dep->objid);
+
+				*relids = lappend_oid(*relids, dep->objid);
+				*attnums = lappend_int(*attnums, dep->objsubid);
+				/* A composite type or table made of it is a user too. */
+				if (OidIsValid(rowtype))
+					types = list_append_unique_oid(types, rowtype);
+			}
+		}
+		systable_endscan(scan);
+	}
+	table_close(depend, AccessShareLock);
+}
+
+static Datum
+int2_array(List *ints)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(ints), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, ints)
+		elems[n++] = Int16GetDatum((int16) lfirst_int(lc));
+	return PointerGetDatum(construct_array(elems, n, INT2OID, sizeof(int16), true, TYPALIGN_SHORT));
+}
+
+static Datum
+oid_array(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/* Protected columns that lose part of their values: GUARD_DROP_FIELD hits. */
+static List *
+narrowed_protected_columns(void)
+{
+	List	   *dropped_from = NIL;
+	List	   *relids = NIL;
+	List	   *attnums = NIL;
+	ListCell   *lc;
+	uint64		row;
+	Oid			types[2] = {OIDARRAYOID, INT2ARRAYOID};
+	Datum		values[2];
+
+	registry_execute(dropped_column_relations_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	for (row = 0; row < SPI_processed; row++)
+		dropped_from = lappend_oid(dropped_from, DatumGetObjectId(spi_datum(row, 1)));
+	foreach(lc, dropped_from)
+	{
+		Oid			rowtype = get_rel_type_id(lfirst_oid(lc));
+
+		if (OidIsValid(rowtype))
+			columns_made_of(rowtype, &relids, &attnums);
+	}
+	if (relids == NIL)
+		return NIL;
+
+	values[0] = oid_array(relids);
+	values[1] = int2_array(attnums);
+	registry_execute("SELECT DISTINCT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
+					 "  FROM unnest($1, $2) u(rel, att)"
+					 "  JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att AND NOT a.attisdropped"
+					 "  JOIN domi._protected_columns r ON r.tbl = a.attrelid AND r.col = a.attname"
+					 "  JOIN pg_class c ON c.oid = r.tbl"
+					 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+					 " ORDER BY 2, 3, 4",
+					 2, types, values, SPI_OK_SELECT);
+	return hits_from_result(GUARD_DROP_FIELD);
+}
 
 Datum
 domi_guard_sql_drop(PG_FUNCTION_ARGS)
@@ -908,8 +1002,7 @@ domi_guard_sql_drop(PG_FUNCTION_ARGS)
 		if (DatumGetBool(spi_datum(row++, 5)))
 			((GuardHit *) lfirst(lc))->action = GUARD_VANISHED;
 	}
-	registry_execute(narrowed_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
-	hits = list_concat(hits, hits_from_result(GUARD_DROP_FIELD));
+	hits = list_concat(hits, narrowed_protected_columns());
 	guard_enforce(hits, trigdata->tag, &access);
 	registry_close(&access);
 	PG_RETURN_VOID();
@@ -991,17 +1084,6 @@ touched_tables(void)
 	return relids;
 }
 
-static Datum
-oid_array(List *oids)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
-	ListCell   *lc;
-	int			n = 0;
-
-	foreach(lc, oids)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-}
 
 /*
  * The columns that an ALTER TABLE rewrites with ALTER COLUMN ... TYPE ...
