@@ -65,6 +65,7 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -1242,6 +1243,54 @@ drop_owned_roles(Node *parsetree)
 }
 
 /*
+ * Does DROP EXTENSION ... CASCADE of these extensions take domi with it?  It
+ * does when one of domi's objects depends on an object of one of them (its
+ * PL/pgSQL functions on plpgsql's language), or domi requires one of them,
+ * directly or through the extensions they require: PostgreSQL then drops
+ * the whole of domi, guard included, and no sql_drop trigger of domi's is
+ * left to see it.
+ */
+static const char *const extensions_domi_needs_sql =
+"WITH RECURSIVE needs(ext) AS ("
+"    SELECT x.refobjid FROM pg_extension e"
+"      JOIN pg_depend m ON m.refclassid = 'pg_extension'::regclass AND m.refobjid = e.oid AND m.deptype = 'e'"
+"      JOIN pg_depend d ON d.classid = m.classid AND d.objid = m.objid AND d.deptype = 'n'"
+"      JOIN pg_depend x ON x.classid = d.refclassid AND x.objid = d.refobjid AND x.deptype = 'e'"
+"     WHERE e.extname = 'domi'"
+"  UNION"
+"    SELECT r.refobjid FROM pg_extension e"
+"      JOIN pg_depend r ON r.classid = 'pg_extension'::regclass AND r.objid = e.oid"
+"       AND r.refclassid = 'pg_extension'::regclass AND r.deptype = 'n'"
+"     WHERE e.extname = 'domi'"
+"  UNION"
+"    SELECT r.refobjid FROM needs n"
+"      JOIN pg_depend r ON r.classid = 'pg_extension'::regclass AND r.objid = n.ext"
+"       AND r.refclassid = 'pg_extension'::regclass AND r.deptype = 'n')"
+"SELECT FROM needs WHERE ext = ANY ($1)";
+
+static bool
+cascades_to_domi(List *names)
+{
+	List	   *extensions = NIL;
+	ListCell   *lc;
+	Oid			types[1] = {OIDARRAYOID};
+	Datum		values[1];
+
+	foreach(lc, names)
+	{
+		Oid			ext = get_extension_oid(strVal(lfirst(lc)), true);
+
+		if (OidIsValid(ext))
+			extensions = lappend_oid(extensions, ext);
+	}
+	if (extensions == NIL)
+		return false;
+	values[0] = oid_array(extensions);
+	registry_execute(extensions_domi_needs_sql, 1, types, values, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/*
  * Would this statement drop the extension, and with it the guard?  DROP
  * OWNED BY drops it when the role owns the extension, or owns its schema
  * (a schema domi made before CREATE EXTENSION) and the statement cascades.
@@ -1257,8 +1306,11 @@ drops_the_guard(Node *parsetree, List *owned_by)
 		DropStmt   *stmt = (DropStmt *) parsetree;
 
 		/* The extension and its schema are both called domi. */
-		return (stmt->removeType == OBJECT_EXTENSION ||
-				stmt->removeType == OBJECT_SCHEMA) && names_domi(stmt->objects);
+		if ((stmt->removeType == OBJECT_EXTENSION ||
+			 stmt->removeType == OBJECT_SCHEMA) && names_domi(stmt->objects))
+			return true;
+		return stmt->removeType == OBJECT_EXTENSION && stmt->behavior == DROP_CASCADE &&
+			cascades_to_domi(stmt->objects);
 	}
 	foreach(lc, owned_by)
 	{
@@ -1343,6 +1395,19 @@ check_protectable_table(FunctionCallInfo fcinfo, Oid *relid, char **schema, char
 }
 
 /*
+ * Only a superuser's ALTER EXTENSION domi DROP TABLE and DROP TABLE of the
+ * registry lead here: say so rather than fail as if it could not happen.
+ */
+static void
+report_missing_registry(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("drop guard registry \"%s.%s\" does not exist", REGISTRY_SCHEMA, REGISTRY_TABLE),
+			 errhint("Reinstall the extension with DROP EXTENSION domi and CREATE EXTENSION domi.")));
+}
+
+/*
  * domi.protect_column(tbl regclass, col name) returns boolean
  *
  * True when the column became protected, false when it already was.
@@ -1384,7 +1449,7 @@ domi_protect_column(PG_FUNCTION_ARGS)
 	ReleaseSysCache(atttuple);
 
 	if (!registry_open(&access))
-		elog(ERROR, "drop guard registry is missing");
+		report_missing_registry();
 	registry_execute("INSERT INTO domi._protected_columns (tbl, col, typ, typmod, protected_by)"
 					 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tbl, col) DO NOTHING",
 					 5, types, values, SPI_OK_INSERT);
@@ -1415,7 +1480,7 @@ domi_unprotect_column(PG_FUNCTION_ARGS)
 	values[1] = NameGetDatum(PG_GETARG_NAME(1));
 
 	if (!registry_open(&access))
-		elog(ERROR, "drop guard registry is missing");
+		report_missing_registry();
 	registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
 					 2, types, values, SPI_OK_DELETE);
 	removed = SPI_processed > 0;

@@ -241,7 +241,12 @@ ALTER TABLE items DROP COLUMN probe;
 DROP EXTENSION domi;
 DROP EXTENSION domi CASCADE;
 DROP SCHEMA domi CASCADE;
-SELECT extname FROM pg_extension WHERE extname = 'domi';
+-- domi's PL/pgSQL functions depend on plpgsql: dropping it with CASCADE
+-- would drop all of domi, with no trigger of domi's left to see it.
+BEGIN;
+DROP EXTENSION plpgsql CASCADE;
+ROLLBACK;
+SELECT extname FROM pg_extension WHERE extname IN ('domi', 'plpgsql') ORDER BY 1;
 
 -- The override.  Only SET LOCAL in the transaction that runs the DDL counts.
 SET ROLE guard_owner;
