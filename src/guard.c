@@ -353,7 +353,7 @@ domi_guard_init(void)
 	int			i;
 
 	DefineCustomStringVariable(ALLOW_DROP_SETTING,
-							   "Protected columns the current transaction may drop, rename or retype.",
+							   "Protected columns the current transaction may drop, rename, retype or rewrite.",
 							   "A comma-separated list of schema.table.column. Only SET LOCAL in the transaction that runs the DDL counts.",
 							   &allow_drop_setting,
 							   "",
