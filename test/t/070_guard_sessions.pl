@@ -3,7 +3,9 @@
 # ALTER ROLE ... SET, PGOPTIONS or postgresql.conf, nor from another session),
 # an allowed drop leaves a LOG line naming the role, the column and the
 # statement, the guard holds under session_replication_role = replica (where
-# ordinary event triggers are skipped), and across a restart.
+# ordinary event triggers are skipped), against protections committed while
+# a DROP waits for its lock or after a REPEATABLE READ snapshot was taken,
+# and across a restart.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
