@@ -458,8 +458,11 @@ CREATE EVENT TRIGGER domi_drop_guard_drop ON sql_drop
 	EXECUTE FUNCTION domi._drop_guard_sql_drop();
 ALTER EVENT TRIGGER domi_drop_guard_drop ENABLE ALWAYS;
 
+-- ALTER VIEW, ALTER MATERIALIZED VIEW and ALTER FOREIGN TABLE too: PostgreSQL
+-- lets each of them rename a column of an ordinary table.
 CREATE EVENT TRIGGER domi_drop_guard_alter ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'ALTER TYPE')
+	WHEN TAG IN ('ALTER TABLE', 'ALTER TYPE', 'ALTER VIEW', 'ALTER MATERIALIZED VIEW',
+		'ALTER FOREIGN TABLE')
 	EXECUTE FUNCTION domi._drop_guard_ddl_end();
 ALTER EVENT TRIGGER domi_drop_guard_alter ENABLE ALWAYS;
 

@@ -20,12 +20,15 @@
  *						DROP EXTENSION ... CASCADE takes).  Compared with the
  *						registry by OID: the registry still holds the OID of a
  *						table that is being dropped.
- *	ddl_command_end		for ALTER TABLE and ALTER TYPE: the protected columns
- *						of every table the statement touched (and of their
- *						partitions, children and typed tables) must still exist
- *						under their name and with their recorded type.  This
- *						compares states, so it does not matter how the type was
- *						changed (USING, a domain, a typed table's ALTER TYPE).
+ *	ddl_command_end		for ALTER TABLE and ALTER TYPE (and ALTER VIEW, ALTER
+ *						MATERIALIZED VIEW, ALTER FOREIGN TABLE, which can rename
+ *						a table's column): the protected columns of every table
+ *						the statement touched (and of their partitions, children
+ *						and typed tables) must still exist under their name and
+ *						with their recorded type.  This compares states, so it
+ *						does not matter how the type was changed (a domain, a
+ *						typed table's ALTER TYPE); ALTER COLUMN ... TYPE ...
+ *						USING that keeps the type is read from the parse tree.
  *	ddl_command_start	DROP EXTENSION domi, DROP SCHEMA domi and DROP OWNED BY
  *						the extension's owner would drop the guard itself, and
  *						a trigger cannot see its own drop at sql_drop time.
@@ -51,14 +54,18 @@
 
 #include <ctype.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -70,9 +77,11 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "domi.h"
@@ -111,6 +120,10 @@ typedef enum GuardAction
 {
 	GUARD_DROP,					/* drops the column (or its table) */
 	GUARD_RETYPE,				/* changes its type or type modifier */
+	GUARD_REWRITE,				/* rewrites it with ALTER COLUMN TYPE ... USING,
+								 * keeping its type */
+	GUARD_DROP_FIELD,			/* drops an attribute of the composite type its
+								 * values are made of */
 	GUARD_RENAME,				/* renames it */
 	GUARD_VANISHED,				/* it is gone from a table the statement altered */
 	GUARD_UNGUARD				/* drops the guard itself (DROP EXTENSION domi) */
@@ -124,7 +137,7 @@ typedef struct GuardHit
 	char	   *table;
 	char	   *column;
 	char	   *new_name;		/* GUARD_RENAME */
-	Oid			new_type;		/* GUARD_RETYPE */
+	Oid			new_type;		/* GUARD_RETYPE, GUARD_REWRITE */
 	int32		new_typmod;
 } GuardHit;
 
@@ -340,7 +353,7 @@ domi_guard_init(void)
 	int			i;
 
 	DefineCustomStringVariable(ALLOW_DROP_SETTING,
-							   "Protected columns the current transaction may drop, rename or retype.",
+							   "Protected columns the current transaction may drop, rename, retype or rewrite.",
 							   "A comma-separated list of schema.table.column. Only SET LOCAL in the transaction that runs the DDL counts.",
 							   &allow_drop_setting,
 							   "",
@@ -492,11 +505,18 @@ registry_plan(const char *sql, int nargs, Oid *types)
 	return plan;
 }
 
+/*
+ * Run with the latest snapshot, not the transaction's: under REPEATABLE READ
+ * a protection committed after the transaction began must still stop its
+ * DROP, as PostgreSQL's own catalog checks see the latest state.
+ */
 static void
 registry_execute(const char *sql, int nargs, Oid *types, Datum *values,
 				 int expected)
 {
-	int			ret = SPI_execute_plan(registry_plan(sql, nargs, types), values, NULL, false, 0);
+	int			ret = SPI_execute_snapshot(registry_plan(sql, nargs, types), values, NULL,
+										   GetLatestSnapshot(), InvalidSnapshot,
+										   false, true, 0);
 
 	if (ret != expected)
 		elog(ERROR, "drop guard registry query failed: %s", SPI_result_code_string(ret));
@@ -564,6 +584,10 @@ registry_follow(const GuardHit *hit)
 			registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
 							 2, types, values, SPI_OK_DELETE);
 			break;
+		case GUARD_REWRITE:
+		case GUARD_DROP_FIELD:
+			/* Same type: nothing to record. */
+			break;
 		case GUARD_RETYPE:
 			values[2] = ObjectIdGetDatum(hit->new_type);
 			values[3] = Int32GetDatum(hit->new_typmod);
@@ -596,6 +620,10 @@ action_verb(GuardAction action)
 			return "drop";
 		case GUARD_RETYPE:
 			return "change the type of";
+		case GUARD_REWRITE:
+			return "rewrite";
+		case GUARD_DROP_FIELD:
+			return "drop a field of";
 		case GUARD_RENAME:
 			return "rename";
 		case GUARD_VANISHED:
@@ -616,6 +644,10 @@ action_effect(GuardAction action)
 			return "drop it";
 		case GUARD_RETYPE:
 			return "change its type";
+		case GUARD_REWRITE:
+			return "rewrite its values with USING";
+		case GUARD_DROP_FIELD:
+			return "drop an attribute of its composite type, and that part of every value";
 		case GUARD_RENAME:
 			return "rename it";
 		case GUARD_VANISHED:
@@ -735,6 +767,12 @@ report_override(const GuardHit *hit, CommandTag tag, Oid caller)
 			what = psprintf("changed to type %s, and stays protected",
 							format_type_with_typemod(hit->new_type, hit->new_typmod));
 			break;
+		case GUARD_REWRITE:
+			what = pstrdup("rewritten with USING, and stays protected");
+			break;
+		case GUARD_DROP_FIELD:
+			what = pstrdup("lost an attribute of its composite type, and stays protected");
+			break;
 		case GUARD_RENAME:
 			what = psprintf("renamed to \"%s\", and stays protected", hit->new_name);
 			break;
@@ -806,25 +844,167 @@ event_trigger_data(FunctionCallInfo fcinfo, const char *event)
  * sql_drop: protected columns among the dropped objects.  A dropped table
  * takes all its protected columns; a dropped column is matched by name
  * (address_names is schema, table, column), as its catalog row is gone.
+ *
+ * A registry name can be stale: the column was renamed while the guard's
+ * triggers were disabled.  Matching by name alone would then let the column
+ * drop unseen, so when any column of a table with such a protection drops,
+ * the protection is reported as lost (the last output column), as the ALTER
+ * TABLE check does.
  */
 static const char *const dropped_protected_sql =
-"SELECT r.tbl::oid, d.address_names[1], d.address_names[2], r.col::text"
+"SELECT r.tbl::oid, d.address_names[1], d.address_names[2], r.col::text,"
+"       bool_and(d.objsubid <> 0 AND d.address_names[3] <> r.col::text)"
 "  FROM pg_event_trigger_dropped_objects() d"
 "  JOIN domi._protected_columns r ON r.tbl = d.objid"
 " WHERE d.classid = 'pg_class'::regclass"
-"   AND (d.objsubid = 0 OR d.address_names[3] = r.col::text)"
+"   AND (d.objsubid = 0 OR d.address_names[3] = r.col::text"
+"        OR NOT EXISTS (SELECT FROM pg_attribute a"
+"                        WHERE a.attrelid = r.tbl AND a.attname = r.col AND NOT a.attisdropped))"
+" GROUP BY 1, 2, 3, 4"
 " ORDER BY 2, 3, 4";
+
+/*
+ * sql_drop, the other way to lose a protected column's data: an attribute
+ * dropped from a composite type (ALTER TYPE ... DROP ATTRIBUTE, or ALTER
+ * TABLE ... DROP COLUMN of a table whose row type is used as a column type)
+ * takes that part of every value of each column made of the type, directly
+ * or through arrays, domains, ranges and other composite types.  PostgreSQL
+ * allows it (it refuses only to change an attribute's type).
+ *
+ * The users of a type are found in pg_depend, the way PostgreSQL finds them
+ * before such a type change: a column depends on its type; an array, domain,
+ * range or multirange on its element, base, subtype or range.  Walked in C
+ * through the index, because every DROP COLUMN of every table comes here and
+ * almost always finds only the row type's array type, with no users.
+ */
+static const char *const dropped_column_relations_sql =
+"SELECT DISTINCT objid FROM pg_event_trigger_dropped_objects()"
+" WHERE classid = 'pg_class'::regclass AND objsubid <> 0";
+
+/* The columns (relids and attnums) made of typid, at any depth. */
+static void
+columns_made_of(Oid typid, List **relids, List **attnums)
+{
+	Relation	depend = table_open(DependRelationId, AccessShareLock);
+	List	   *types = list_make1_oid(typid);
+	ListCell   *lc;
+
+	/* The list grows as we go, and lists each type once. */
+	foreach(lc, types)
+	{
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple	tuple;
+
+		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
+		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(lfirst_oid(lc)));
+		scan = systable_beginscan(depend, DependReferenceIndexId, true, NULL, 2, key);
+		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
+		{
+			Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tuple);
+
+			if (dep->classid == TypeRelationId)
+				types = list_append_unique_oid(types, dep->objid);
+			else if (dep->classid == RelationRelationId && dep->objsubid > 0)
+			{
+				Oid			rowtype = get_rel_type_id(dep->objid);
+
+				*relids = lappend_oid(*relids, dep->objid);
+				*attnums = lappend_int(*attnums, dep->objsubid);
+				/* A composite type or table made of it is a user too. */
+				if (OidIsValid(rowtype))
+					types = list_append_unique_oid(types, rowtype);
+			}
+		}
+		systable_endscan(scan);
+	}
+	table_close(depend, AccessShareLock);
+}
+
+static Datum
+int2_array(List *ints)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(ints), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, ints)
+		elems[n++] = Int16GetDatum((int16) lfirst_int(lc));
+	return PointerGetDatum(construct_array(elems, n, INT2OID, sizeof(int16), true, TYPALIGN_SHORT));
+}
+
+static Datum
+oid_array(List *oids)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, oids)
+		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/* Protected columns that lose part of their values: GUARD_DROP_FIELD hits. */
+static List *
+narrowed_protected_columns(void)
+{
+	List	   *dropped_from = NIL;
+	List	   *relids = NIL;
+	List	   *attnums = NIL;
+	ListCell   *lc;
+	uint64		row;
+	Oid			types[2] = {OIDARRAYOID, INT2ARRAYOID};
+	Datum		values[2];
+
+	registry_execute(dropped_column_relations_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	for (row = 0; row < SPI_processed; row++)
+		dropped_from = lappend_oid(dropped_from, DatumGetObjectId(spi_datum(row, 1)));
+	foreach(lc, dropped_from)
+	{
+		Oid			rowtype = get_rel_type_id(lfirst_oid(lc));
+
+		if (OidIsValid(rowtype))
+			columns_made_of(rowtype, &relids, &attnums);
+	}
+	if (relids == NIL)
+		return NIL;
+
+	values[0] = oid_array(relids);
+	values[1] = int2_array(attnums);
+	registry_execute("SELECT DISTINCT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
+					 "  FROM unnest($1, $2) u(rel, att)"
+					 "  JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att AND NOT a.attisdropped"
+					 "  JOIN domi._protected_columns r ON r.tbl = a.attrelid AND r.col = a.attname"
+					 "  JOIN pg_class c ON c.oid = r.tbl"
+					 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+					 " ORDER BY 2, 3, 4",
+					 2, types, values, SPI_OK_SELECT);
+	return hits_from_result(GUARD_DROP_FIELD);
+}
 
 Datum
 domi_guard_sql_drop(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata = event_trigger_data(fcinfo, "sql_drop");
 	RegistryAccess access;
+	List	   *hits;
+	ListCell   *lc;
+	int			row = 0;
 
 	if (!registry_open(&access))
 		PG_RETURN_VOID();
 	registry_execute(dropped_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
-	guard_enforce(hits_from_result(GUARD_DROP), trigdata->tag, &access);
+	hits = hits_from_result(GUARD_DROP);
+	foreach(lc, hits)
+	{
+		if (DatumGetBool(spi_datum(row++, 5)))
+			((GuardHit *) lfirst(lc))->action = GUARD_VANISHED;
+	}
+	hits = list_concat(hits, narrowed_protected_columns());
+	guard_enforce(hits, trigdata->tag, &access);
 	registry_close(&access);
 	PG_RETURN_VOID();
 }
@@ -905,26 +1085,54 @@ touched_tables(void)
 	return relids;
 }
 
-static Datum
-oid_array(List *oids)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
-	ListCell   *lc;
-	int			n = 0;
 
-	foreach(lc, oids)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+/*
+ * The columns that an ALTER TABLE rewrites with ALTER COLUMN ... TYPE ...
+ * USING.  Kept apart because USING can replace every value (USING NULL)
+ * while the type stays the same, so comparing types does not show it.
+ */
+static List *
+columns_rewritten_by_using(Node *parsetree)
+{
+	List	   *columns = NIL;
+	ListCell   *lc;
+
+	if (parsetree == NULL || !IsA(parsetree, AlterTableStmt))
+		return NIL;
+	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype == AT_AlterColumnType && cmd->name != NULL &&
+			cmd->def != NULL && IsA(cmd->def, ColumnDef) &&
+			((ColumnDef *) cmd->def)->raw_default != NULL)
+			columns = lappend(columns, cmd->name);
+	}
+	return columns;
+}
+
+static bool
+name_in_list(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	}
+	return false;
 }
 
 /*
  * A protected column of a touched table, compared with its catalog entry:
- * a hit when its name is gone (renamed, if the statement renamed it) or its
- * type or type modifier is not the recorded one.  NULL when all is well.
+ * a hit when its name is gone (renamed, if the statement renamed it), its
+ * type or type modifier is not the recorded one, or the statement rewrote
+ * it with USING.  NULL when all is well.
  */
 static GuardHit *
 check_protected_column(Oid relid, const char *column, Oid typid, int32 typmod,
-					   Node *parsetree)
+					   Node *parsetree, List *using_columns)
 {
 	HeapTuple	tuple = SearchSysCacheAttName(relid, column);
 	GuardHit   *hit;
@@ -933,11 +1141,12 @@ check_protected_column(Oid relid, const char *column, Oid typid, int32 typmod,
 	{
 		Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tuple);
 		bool		same = att->atttypid == typid && att->atttypmod == typmod;
+		bool		rewritten = name_in_list(using_columns, column);
 
-		hit = same ? NULL : palloc0(sizeof(GuardHit));
+		hit = (same && !rewritten) ? NULL : palloc0(sizeof(GuardHit));
 		if (hit)
 		{
-			hit->action = GUARD_RETYPE;
+			hit->action = same ? GUARD_REWRITE : GUARD_RETYPE;
 			hit->new_type = att->atttypid;
 			hit->new_typmod = att->atttypmod;
 		}
@@ -971,6 +1180,7 @@ domi_guard_ddl_end(PG_FUNCTION_ARGS)
 	RegistryAccess access;
 	List	   *relids;
 	List	   *hits = NIL;
+	List	   *using_columns = columns_rewritten_by_using(trigdata->parsetree);
 	Oid			types[1] = {OIDARRAYOID};
 	Datum		values[1];
 	uint64		row;
@@ -990,7 +1200,8 @@ domi_guard_ddl_end(PG_FUNCTION_ARGS)
 													 spi_text(row, 2),
 													 DatumGetObjectId(spi_datum(row, 3)),
 													 DatumGetInt32(spi_datum(row, 4)),
-													 trigdata->parsetree);
+													 trigdata->parsetree,
+													 using_columns);
 
 			if (hit)
 				hits = lappend(hits, hit);
@@ -1014,34 +1225,103 @@ names_domi(List *names)
 	return false;
 }
 
-/* Would this statement drop the extension, and with it the guard? */
-static bool
-drops_the_guard(Node *parsetree)
+/*
+ * The roles of DROP OWNED BY, resolved as the caller: CURRENT_USER must mean
+ * the caller, not the registry's owner we later act as.
+ */
+static List *
+drop_owned_roles(Node *parsetree)
 {
-	if (IsA(parsetree, DropStmt))
+	List	   *roles = NIL;
+	ListCell   *lc;
+
+	if (parsetree == NULL || !IsA(parsetree, DropOwnedStmt))
+		return NIL;
+	foreach(lc, ((DropOwnedStmt *) parsetree)->roles)
+		roles = lappend_oid(roles, get_rolespec_oid(lfirst(lc), true));
+	return roles;
+}
+
+/*
+ * Does DROP EXTENSION ... CASCADE of these extensions take domi with it?  It
+ * does when one of domi's objects depends on an object of one of them (its
+ * PL/pgSQL functions on plpgsql's language), or domi requires one of them,
+ * directly or through the extensions they require: PostgreSQL then drops
+ * the whole of domi, guard included, and no sql_drop trigger of domi's is
+ * left to see it.
+ */
+static const char *const extensions_domi_needs_sql =
+"WITH RECURSIVE needs(ext) AS ("
+"    SELECT x.refobjid FROM pg_extension e"
+"      JOIN pg_depend m ON m.refclassid = 'pg_extension'::regclass AND m.refobjid = e.oid AND m.deptype = 'e'"
+"      JOIN pg_depend d ON d.classid = m.classid AND d.objid = m.objid AND d.deptype = 'n'"
+"      JOIN pg_depend x ON x.classid = d.refclassid AND x.objid = d.refobjid AND x.deptype = 'e'"
+"     WHERE e.extname = 'domi'"
+"  UNION"
+"    SELECT r.refobjid FROM pg_extension e"
+"      JOIN pg_depend r ON r.classid = 'pg_extension'::regclass AND r.objid = e.oid"
+"       AND r.refclassid = 'pg_extension'::regclass AND r.deptype = 'n'"
+"     WHERE e.extname = 'domi'"
+"  UNION"
+"    SELECT r.refobjid FROM needs n"
+"      JOIN pg_depend r ON r.classid = 'pg_extension'::regclass AND r.objid = n.ext"
+"       AND r.refclassid = 'pg_extension'::regclass AND r.deptype = 'n')"
+"SELECT FROM needs WHERE ext = ANY ($1)";
+
+static bool
+cascades_to_domi(List *names)
+{
+	List	   *extensions = NIL;
+	ListCell   *lc;
+	Oid			types[1] = {OIDARRAYOID};
+	Datum		values[1];
+
+	foreach(lc, names)
+	{
+		Oid			ext = get_extension_oid(strVal(lfirst(lc)), true);
+
+		if (OidIsValid(ext))
+			extensions = lappend_oid(extensions, ext);
+	}
+	if (extensions == NIL)
+		return false;
+	values[0] = oid_array(extensions);
+	registry_execute(extensions_domi_needs_sql, 1, types, values, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/*
+ * Would this statement drop the extension, and with it the guard?  DROP
+ * OWNED BY drops it when the role owns the extension, or owns its schema
+ * (a schema domi made before CREATE EXTENSION) and the statement cascades.
+ */
+static bool
+drops_the_guard(Node *parsetree, List *owned_by)
+{
+	Oid			types[2] = {OIDOID, BOOLOID};
+	ListCell   *lc;
+
+	if (parsetree != NULL && IsA(parsetree, DropStmt))
 	{
 		DropStmt   *stmt = (DropStmt *) parsetree;
 
 		/* The extension and its schema are both called domi. */
-		return (stmt->removeType == OBJECT_EXTENSION ||
-				stmt->removeType == OBJECT_SCHEMA) && names_domi(stmt->objects);
+		if ((stmt->removeType == OBJECT_EXTENSION ||
+			 stmt->removeType == OBJECT_SCHEMA) && names_domi(stmt->objects))
+			return true;
+		return stmt->removeType == OBJECT_EXTENSION && stmt->behavior == DROP_CASCADE &&
+			cascades_to_domi(stmt->objects);
 	}
-	if (IsA(parsetree, DropOwnedStmt))
+	foreach(lc, owned_by)
 	{
-		DropOwnedStmt *stmt = (DropOwnedStmt *) parsetree;
-		Oid			types[1] = {OIDOID};
-		ListCell   *lc;
+		bool		cascade = ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
+		Datum		values[2] = {ObjectIdGetDatum(lfirst_oid(lc)), BoolGetDatum(cascade)};
 
-		foreach(lc, stmt->roles)
-		{
-			Oid			role = get_rolespec_oid(lfirst(lc), true);
-			Datum		values[1] = {ObjectIdGetDatum(role)};
-
-			registry_execute("SELECT FROM pg_extension WHERE extname = 'domi' AND extowner = $1",
-							 1, types, values, SPI_OK_SELECT);
-			if (SPI_processed > 0)
-				return true;
-		}
+		registry_execute("SELECT FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
+						 " WHERE e.extname = 'domi' AND (e.extowner = $1 OR (n.nspowner = $1 AND $2))",
+						 2, types, values, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			return true;
 	}
 	return false;
 }
@@ -1050,11 +1330,12 @@ Datum
 domi_guard_ddl_start(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata = event_trigger_data(fcinfo, "ddl_command_start");
+	List	   *owned_by = drop_owned_roles(trigdata->parsetree);
 	RegistryAccess access;
 
 	if (!registry_open(&access))
 		PG_RETURN_VOID();
-	if (drops_the_guard(trigdata->parsetree))
+	if (drops_the_guard(trigdata->parsetree, owned_by))
 	{
 		registry_execute("SELECT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
 						 "  FROM domi._protected_columns r"
@@ -1114,6 +1395,19 @@ check_protectable_table(FunctionCallInfo fcinfo, Oid *relid, char **schema, char
 }
 
 /*
+ * Only a superuser's ALTER EXTENSION domi DROP TABLE and DROP TABLE of the
+ * registry lead here: say so rather than fail as if it could not happen.
+ */
+static void
+report_missing_registry(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("drop guard registry \"%s.%s\" does not exist", REGISTRY_SCHEMA, REGISTRY_TABLE),
+			 errhint("Reinstall the extension with DROP EXTENSION domi and CREATE EXTENSION domi.")));
+}
+
+/*
  * domi.protect_column(tbl regclass, col name) returns boolean
  *
  * True when the column became protected, false when it already was.
@@ -1155,7 +1449,7 @@ domi_protect_column(PG_FUNCTION_ARGS)
 	ReleaseSysCache(atttuple);
 
 	if (!registry_open(&access))
-		elog(ERROR, "drop guard registry is missing");
+		report_missing_registry();
 	registry_execute("INSERT INTO domi._protected_columns (tbl, col, typ, typmod, protected_by)"
 					 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tbl, col) DO NOTHING",
 					 5, types, values, SPI_OK_INSERT);
@@ -1186,7 +1480,7 @@ domi_unprotect_column(PG_FUNCTION_ARGS)
 	values[1] = NameGetDatum(PG_GETARG_NAME(1));
 
 	if (!registry_open(&access))
-		elog(ERROR, "drop guard registry is missing");
+		report_missing_registry();
 	registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
 					 2, types, values, SPI_OK_DELETE);
 	removed = SPI_processed > 0;

@@ -3,7 +3,9 @@
 # ALTER ROLE ... SET, PGOPTIONS or postgresql.conf, nor from another session),
 # an allowed drop leaves a LOG line naming the role, the column and the
 # statement, the guard holds under session_replication_role = replica (where
-# ordinary event triggers are skipped), and across a restart.
+# ordinary event triggers are skipped), against protections committed while
+# a DROP waits for its lock or after a REPEATABLE READ snapshot was taken,
+# and across a restart.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -191,6 +193,24 @@ like($dropper->{stderr}, qr/cannot drop protected column "secret" of table "app.
 	'a DROP waiting on protect_column sees the committed protection and is refused');
 $dropper->quit;
 $protector->quit;
+$node->safe_psql('postgres', q{SELECT domi.unprotect_column('app.race', 'secret'); DROP TABLE app.race});
+
+# REPEATABLE READ: a protection committed after the dropping transaction took
+# its snapshot still stops the drop (the guard reads its registry with the
+# latest snapshot, as PostgreSQL's own catalog checks do).
+$node->safe_psql('postgres', 'CREATE TABLE app.race (id int, secret text); ALTER TABLE app.race OWNER TO migrator');
+my $rr = $node->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'migrator' ]);
+bg($rr, 'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM domi.protected_columns');
+$node->safe_psql('postgres', "SELECT domi.protect_column('app.race', 'secret')",
+	extra_params => [ '-U', 'migrator' ]);
+($out, $err) = bg($rr, 'ALTER TABLE app.race DROP COLUMN secret');
+like($err, qr/cannot drop protected column "secret" of table "app.race"/,
+	'a REPEATABLE READ transaction whose snapshot predates the protection is refused too');
+bg($rr, 'COMMIT');
+$rr->quit;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_attribute
+	WHERE attrelid = 'app.race'::regclass AND attname = 'secret' AND NOT attisdropped}), '1',
+	'and the column is still there');
 $node->safe_psql('postgres', q{SELECT domi.unprotect_column('app.race', 'secret'); DROP TABLE app.race});
 
 # A restart changes nothing.

@@ -107,5 +107,26 @@ is($ret, 0, 'with the protected column named in SET LOCAL domi.allow_drop it goe
 is($node->safe_psql('owned', "SELECT count(*) FROM pg_extension WHERE extname = 'domi'"), '0',
 	'and domi is gone');
 
+# A schema domi made by another role before CREATE EXTENSION (domi then lives
+# in it): DROP OWNED BY that role ... CASCADE would drop the schema and domi.
+$node->safe_psql('postgres', q{
+	CREATE ROLE schema_owner;
+	CREATE DATABASE preschema;
+});
+$node->safe_psql('preschema', q{
+	CREATE SCHEMA domi AUTHORIZATION schema_owner;
+	CREATE EXTENSION domi;
+	CREATE TABLE keep (id int, secret text);
+	SELECT domi.protect_column('keep', 'secret');
+});
+($ret, $stdout, $stderr) = $node->psql('preschema', 'DROP OWNED BY schema_owner CASCADE');
+like($stderr, qr/cannot drop extension "domi" while column "secret" of table "public.keep" is protected/,
+	'DROP OWNED BY ... CASCADE of the role that owns the schema domi is refused');
+($ret, $stdout, $stderr) = $node->psql('preschema', 'DROP OWNED BY schema_owner');
+like($stderr, qr/cannot drop schema domi because other objects depend on it/,
+	'without CASCADE PostgreSQL refuses by itself, and the guard leaves that error alone');
+is($node->safe_psql('preschema', "SELECT count(*) FROM pg_extension WHERE extname = 'domi'"), '1',
+	'domi is still installed');
+
 $node->stop;
 done_testing();
