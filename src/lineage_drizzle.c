@@ -105,10 +105,11 @@ report(DrizzleCheck *check, LineageSeverity severity, const char *code,
 	lineage_report(check->findings, severity, code, migration, detail, fix);
 }
 
+/* The migration a snapshot belongs to, or the snapshot file when none. */
 static const char *
-migration_label(Migration *m)
+snapshot_label(Snapshot *s)
 {
-	return m ? m->tag : NULL;
+	return s->migration ? s->migration->tag : s->file->name;
 }
 
 /* The hashes a file had while it was still the placeholder, or empty. */
@@ -308,8 +309,15 @@ read_journal(DrizzleCheck *check)
 		Migration  *m = &check->migrations[check->nmigrations];
 
 		if (!read_journal_entry(check, getIthJsonbValueFromContainer(array, i), i, m))
+		{
+			prev = NULL;
 			continue;
-		check_journal_order(check, m, prev, tags, now);
+		}
+		/* After an unreadable entry there is nothing to compare with. */
+		if (prev || i == 0)
+			check_journal_order(check, m, prev, tags, now);
+		else
+			lineage_strmap_put(tags, m->tag, m);
 		attach_files(check, m);
 		check->nmigrations++;
 		prev = m;
@@ -357,7 +365,7 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 	file->referenced = true;
 	if (doc == NULL || !JB_ROOT_IS_OBJECT(doc))
 	{
-		report(check, LINEAGE_ERROR, "snapshot_malformed", migration_label(m),
+		report(check, LINEAGE_ERROR, "snapshot_malformed", m ? m->tag : file->name,
 			   doc == NULL
 			   ? psprintf("%s is not valid JSON: %s", file->name, problem)
 			   : psprintf("%s is not a JSON object.", file->name),
@@ -372,7 +380,7 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 	s->prev_id = lineage_json_string(lineage_json_member(s->doc, "prevId"));
 	if (s->id == NULL || s->prev_id == NULL)
 	{
-		report(check, LINEAGE_ERROR, "snapshot_malformed", migration_label(m),
+		report(check, LINEAGE_ERROR, "snapshot_malformed", m ? m->tag : file->name,
 			   psprintf("%s has no string \"id\" or \"prevId\".", file->name),
 			   psprintf("Restore %s from version control.", file->name));
 		return NULL;
@@ -380,7 +388,7 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 
 	version = lineage_json_string(lineage_json_member(s->doc, "version"));
 	if (version == NULL || strcmp(version, SNAPSHOT_VERSION) != 0)
-		report(check, LINEAGE_WARNING, "snapshot_version_outdated", migration_label(m),
+		report(check, LINEAGE_WARNING, "snapshot_version_outdated", snapshot_label(s),
 			   psprintf("%s has version %s%s%s; the current drizzle-kit writes and reads version " SNAPSHOT_VERSION ".",
 						file->name, version ? "\"" : "", version ? version : "(none)",
 						version ? "\"" : ""),
@@ -456,7 +464,8 @@ expected_prev_id(DrizzleCheck *check, Snapshot *s, const char **parent_file)
 	if (s->migration == &check->migrations[0])
 		return ORIGIN_ID;
 	prev = s->migration - 1;
-	if (prev->snapshot == NULL)
+	/* Unknown when the entry before it in the journal could not be read. */
+	if (prev->snapshot == NULL || prev->position != s->migration->position - 1)
 		return NULL;
 	*parent_file = prev->snapshot->file->name;
 	return prev->snapshot->id;
@@ -477,7 +486,7 @@ index_snapshots(DrizzleCheck *check)
 		bool		found;
 
 		if (first != s)
-			report(check, LINEAGE_ERROR, "snapshot_duplicate_id", migration_label(s->migration),
+			report(check, LINEAGE_ERROR, "snapshot_duplicate_id", snapshot_label(s),
 				   psprintf("%s and %s have the same id \"%s\": one was copied from the other, and the chain of prevIds cannot tell them apart.",
 							first->file->name, s->file->name, s->id),
 				   psprintf("Give %s a new id (a random uuid), and set the prevId of the snapshot after it to that id.",
@@ -536,9 +545,9 @@ collision_label(DrizzleCheck *check, List *children)
 		const char *expected = expected_prev_id(check, child, &parent_file);
 
 		if (expected == NULL || strcmp(expected, child->prev_id) != 0)
-			return child->migration ? child->migration->tag : child->file->name;
+			return snapshot_label(child);
 	}
-	return migration_label(((Snapshot *) linitial(children))->migration);
+	return snapshot_label(linitial(children));
 }
 
 static void
@@ -619,12 +628,12 @@ check_prev_ids(DrizzleCheck *check)
 						   parent_file ? " (the id of " : " (it is the first migration",
 						   parent_file ? parent_file : "", ")");
 		if (!known)
-			report(check, LINEAGE_ERROR, "snapshot_prev_unknown", migration_label(s->migration),
+			report(check, LINEAGE_ERROR, "snapshot_prev_unknown", snapshot_label(s),
 				   psprintf("%s has prevId \"%s\", which is the id of no snapshot in the folder: drizzle-kit cannot tell what it was generated from.",
 							s->file->name, s->prev_id),
 				   fix);
 		else
-			report(check, LINEAGE_WARNING, "snapshot_chain_out_of_order", migration_label(s->migration),
+			report(check, LINEAGE_WARNING, "snapshot_chain_out_of_order", snapshot_label(s),
 				   psprintf("%s has prevId \"%s\", which is not the id of the snapshot before it in journal order: the chain and the journal disagree on the order.",
 							s->file->name, s->prev_id),
 				   fix);
@@ -670,7 +679,7 @@ check_cycles(DrizzleCheck *check)
 				member = snapshot_parent(check, member);
 			} while (member != s);
 			appendStringInfo(&members, " -> %s", s->file->name);
-			report(check, LINEAGE_ERROR, "snapshot_prev_cycle", migration_label(s->migration),
+			report(check, LINEAGE_ERROR, "snapshot_prev_cycle", snapshot_label(s),
 				   psprintf("The prevIds form a cycle: %s. drizzle-kit cannot find where the chain starts.",
 							members.data),
 				   "Set each snapshot's prevId to the id of the snapshot before it in journal order (the first one's to \"" ORIGIN_ID "\").");
@@ -857,7 +866,8 @@ check_custom_snapshots(DrizzleCheck *check)
 		Differences diff;
 		const char *const *key;
 
-		if (!m->custom || m->snapshot == NULL || parent == NULL)
+		if (!m->custom || m->snapshot == NULL || parent == NULL ||
+			m[-1].position != m->position - 1)
 			continue;
 		initStringInfo(&diff.names);
 		diff.count = 0;
