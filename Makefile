@@ -18,6 +18,7 @@ OBJS = \
 	src/rls.o \
 	src/lineage.o \
 	src/lineage_drizzle.o \
+	src/lineage_journal.o \
 	src/lineage_prisma.o
 
 DATA = $(wildcard sql/domi--*.sql)

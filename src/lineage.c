@@ -158,15 +158,126 @@ lineage_parse_json(const char *text, int len, char **problem)
 	 * escapes decoded it also refuses what jsonb_in would (\u0000, and
 	 * non-ASCII escapes in a database that is not UTF-8).
 	 */
-	lex = makeJsonLexContextCstringLen(unconstify(char *, text), len,
-									   GetDatabaseEncoding(), true);
+	char	   *copy = pnstrdup(text, len);	/* jsonb_in wants a C string */
+	Jsonb	   *doc;
+
+	lex = makeJsonLexContextCstringLen(copy, len, GetDatabaseEncoding(), true);
 	result = pg_parse_json(lex, &nullSemAction);
 	if (result != JSON_SUCCESS)
 	{
 		*problem = json_errdetail(result, lex);
 		return NULL;
 	}
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+	doc = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy)));
+	pfree(copy);
+	return doc;
+}
+
+/* The parser's callbacks for lineage_read_snapshot_header. */
+typedef struct HeaderParse
+{
+	SnapshotHeader *header;
+	int			depth;			/* of objects and arrays */
+	bool		root_is_object;
+	char	  **member;			/* where the current top-level string goes */
+} HeaderParse;
+
+static void
+header_nest(void *state)
+{
+	HeaderParse *parse = state;
+
+	parse->depth++;
+}
+
+static void
+header_object_start(void *state)
+{
+	HeaderParse *parse = state;
+
+	if (parse->depth == 0)
+		parse->root_is_object = true;
+	parse->depth++;
+}
+
+static void
+header_unnest(void *state)
+{
+	HeaderParse *parse = state;
+
+	parse->depth--;
+}
+
+static void
+header_field(void *state, char *fname, bool isnull)
+{
+	HeaderParse *parse = state;
+
+	parse->member = NULL;
+	if (parse->depth != 1)
+		return;
+	if (strcmp(fname, "id") == 0)
+		parse->member = &parse->header->id;
+	else if (strcmp(fname, "prevId") == 0)
+		parse->member = &parse->header->prev_id;
+	else if (strcmp(fname, "version") == 0)
+		parse->member = &parse->header->version;
+}
+
+static void
+header_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	HeaderParse *parse = state;
+
+	if (parse->depth == 1 && parse->member && tokentype == JSON_TOKEN_STRING)
+		*parse->member = token;
+	parse->member = NULL;
+}
+
+/* A copy in the caller's context of what the parse left in scratch memory */
+static char *
+copy_out(MemoryContext caller, const char *value)
+{
+	return value ? MemoryContextStrdup(caller, value) : NULL;
+}
+
+bool
+lineage_read_snapshot_header(const char *text, int len, SnapshotHeader *header,
+							 char **problem, MemoryContext scratch)
+{
+	MemoryContext caller = MemoryContextSwitchTo(scratch);
+	JsonLexContext *lex;
+	JsonParseErrorType result;
+	SnapshotHeader found = {NULL, NULL, NULL};
+	HeaderParse parse = {&found, 0, false, NULL};
+	JsonSemAction sem = {0};
+
+	sem.semstate = &parse;
+	sem.object_start = header_object_start;
+	sem.object_end = header_unnest;
+	sem.array_start = header_nest;
+	sem.array_end = header_unnest;
+	sem.object_field_start = header_field;
+	sem.scalar = header_scalar;
+
+	/*
+	 * Escapes decoded: the strings are the values, and \u0000 is refused.
+	 * The parser allocates every key and string it reads; that all goes
+	 * into scratch, reset here, so a manifest of many snapshots does not
+	 * hold on to them.
+	 */
+	lex = makeJsonLexContextCstringLen(unconstify(char *, text), len,
+									   GetDatabaseEncoding(), true);
+	result = pg_parse_json(lex, &sem);
+	*problem = NULL;			/* valid JSON but not an object: no problem text */
+	if (result != JSON_SUCCESS)
+		*problem = copy_out(caller, json_errdetail(result, lex));
+	header->id = copy_out(caller, found.id);
+	header->prev_id = copy_out(caller, found.prev_id);
+	header->version = copy_out(caller, found.version);
+	MemoryContextSwitchTo(caller);
+	MemoryContextReset(scratch);
+	return result == JSON_SUCCESS && parse.root_is_object;
 }
 
 JsonbValue *
@@ -335,7 +446,8 @@ manifest_from_jsonb(Jsonb *doc, const char **format)
 			invalid_manifest("manifest file is not a string",
 							 psprintf("The value of \"%s\" in \"files\" must be the file's text.",
 									  file->name));
-		file->text = pnstrdup(v.val.string.val, v.val.string.len);
+		/* No copy: the manifest stays in memory for the whole call. */
+		file->text = v.val.string.val;
 		file->len = v.val.string.len;
 		lineage_strmap_put(manifest->by_name, file->name, file);
 		n++;

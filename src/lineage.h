@@ -42,7 +42,7 @@ extern void *lineage_strmap_put(strmap_hash *map, const char *key, void *value);
 typedef struct ManifestFile
 {
 	const char *name;
-	const char *text;			/* NUL-terminated; may contain no NUL */
+	const char *text;			/* points into the manifest: not NUL-terminated */
 	int			len;
 	bool		referenced;		/* named by the journal (or a Prisma folder) */
 } ManifestFile;
@@ -79,6 +79,61 @@ extern void lineage_sha256_hex(const char *text, int len, char *hex);
  * *problem to the parser's description when the text is not valid JSON.
  */
 extern Jsonb *lineage_parse_json(const char *text, int len, char **problem);
+
+/*
+ * Reads the string members "id", "prevId" and "version" of a JSON object in
+ * one pass of the lexer, without building it: snapshots are most of a
+ * manifest, and most of them need no more.  Returns false when the text is
+ * not valid JSON (*problem says why) or not an object (*problem is NULL); a
+ * member that is missing or not a string is NULL.  The parser's own
+ * allocations go into scratch, which it resets.
+ */
+typedef struct SnapshotHeader
+{
+	char	   *id;
+	char	   *prev_id;
+	char	   *version;
+} SnapshotHeader;
+
+extern bool lineage_read_snapshot_header(const char *text, int len,
+										 SnapshotHeader *header, char **problem,
+										 MemoryContext scratch);
+
+/*
+ * lineage_journal.c: drizzle-kit's meta/_journal.json, entry by entry.
+ * Returns false when the text is not valid JSON (*problem says why) or not
+ * an object (*problem is NULL).  An entry that is not an object, or whose
+ * "tag" is not a string or "idx"/"when" not an integer, says so in its
+ * fields.
+ */
+typedef struct JournalEntry
+{
+	bool		is_object;
+	char	   *tag;			/* NULL when missing or not a string */
+	bool		has_idx;
+	bool		has_when;
+	int64		idx;
+	int64		when;
+} JournalEntry;
+
+typedef struct Journal
+{
+	bool		has_entries;	/* the root has an "entries" array */
+	int			nentries;
+	JournalEntry *entries;
+} Journal;
+
+extern bool lineage_read_journal(const char *text, int len, Journal *journal,
+								 char **problem);
+
+/* Whether text (len bytes, not NUL-terminated) starts with prefix. */
+static inline bool
+lineage_starts_with(const char *text, int len, const char *prefix)
+{
+	size_t		plen = strlen(prefix);
+
+	return (size_t) len >= plen && memcmp(text, prefix, plen) == 0;
+}
 
 /* A member of a JSON object, or NULL; and its value as a string or integer. */
 extern JsonbValue *lineage_json_member(JsonbContainer *object, const char *key);

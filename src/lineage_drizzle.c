@@ -31,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -76,7 +77,7 @@ typedef struct Migration
 struct Snapshot
 {
 	ManifestFile *file;
-	JsonbContainer *doc;
+	JsonbContainer *doc;		/* parsed when compared, else NULL */
 	const char *id;
 	const char *prev_id;
 	Migration  *migration;		/* its journal entry, or NULL */
@@ -96,6 +97,7 @@ typedef struct DrizzleCheck
 	strmap_hash *children;		/* prevId -> List of Snapshot */
 	strmap_hash *placeholders;	/* sha256 -> placeholder text it is of */
 	bool		collision_found;
+	MemoryContext scratch;		/* reset after each snapshot is read */
 } DrizzleCheck;
 
 static inline void
@@ -141,13 +143,13 @@ build_placeholder_hashes(DrizzleCheck *check)
 }
 
 static bool
-starts_with_placeholder(const char *sql)
+starts_with_placeholder(const ManifestFile *sql)
 {
 	const char *const *text;
 
 	for (text = custom_placeholders; *text; text++)
 	{
-		if (strncmp(sql, *text, strlen(*text)) == 0)
+		if (lineage_starts_with(sql->text, sql->len, *text))
 			return true;
 	}
 	return false;
@@ -181,30 +183,26 @@ journal_malformed(DrizzleCheck *check, const char *detail)
 		   "Restore meta/_journal.json from version control (drizzle-kit and its migrator cannot read it).");
 }
 
-/* Reads one entry; false (and a finding) when it lacks idx, when or tag. */
+/* Takes one entry; false (and a finding) when it lacks idx, when or tag. */
 static bool
-read_journal_entry(DrizzleCheck *check, JsonbValue *value, int position,
+read_journal_entry(DrizzleCheck *check, JournalEntry *entry, int position,
 				   Migration *m)
 {
-	JsonbContainer *entry;
-
-	if (value == NULL || value->type != jbvBinary ||
-		!JsonContainerIsObject(value->val.binary.data))
+	if (!entry->is_object)
 	{
 		journal_malformed(check, psprintf("Entry %d of meta/_journal.json is not an object.", position));
 		return false;
 	}
-	entry = value->val.binary.data;
-	m->position = position;
-	m->tag = lineage_json_string(lineage_json_member(entry, "tag"));
-	if (m->tag == NULL ||
-		!lineage_json_int64(lineage_json_member(entry, "idx"), &m->idx) ||
-		!lineage_json_int64(lineage_json_member(entry, "when"), &m->when))
+	if (entry->tag == NULL || !entry->has_idx || !entry->has_when)
 	{
 		journal_malformed(check, psprintf("Entry %d of meta/_journal.json lacks a string \"tag\" or an integer \"idx\" or \"when\".",
 										  position));
 		return false;
 	}
+	m->position = position;
+	m->tag = entry->tag;
+	m->idx = entry->idx;
+	m->when = entry->when;
 	return true;
 }
 
@@ -261,7 +259,7 @@ attach_files(DrizzleCheck *check, Migration *m)
 	{
 		m->sql->referenced = true;
 		lineage_sha256_hex(m->sql->text, m->sql->len, m->hash);
-		m->custom = starts_with_placeholder(m->sql->text);
+		m->custom = starts_with_placeholder(m->sql);
 		m->placeholder_only = lineage_strmap_get(check->placeholders, m->hash) != NULL;
 	}
 }
@@ -271,9 +269,7 @@ read_journal(DrizzleCheck *check)
 {
 	ManifestFile *file = lineage_strmap_get(check->manifest->by_name, JOURNAL_FILE);
 	char	   *problem = NULL;
-	Jsonb	   *journal;
-	JsonbValue *entries;
-	JsonbContainer *array;
+	Journal		journal;
 	strmap_hash *tags;
 	Migration  *prev = NULL;
 	int64		now = now_unix_ms();
@@ -287,28 +283,26 @@ read_journal(DrizzleCheck *check)
 		return;
 	}
 	file->referenced = true;
-	journal = lineage_parse_json(file->text, file->len, &problem);
-	if (journal == NULL)
+	if (!lineage_read_journal(file->text, file->len, &journal, &problem))
 	{
-		journal_malformed(check, psprintf("meta/_journal.json is not valid JSON: %s", problem));
+		journal_malformed(check, problem
+						  ? psprintf("meta/_journal.json is not valid JSON: %s", problem)
+						  : "meta/_journal.json is not a JSON object.");
 		return;
 	}
-	entries = lineage_json_member(&journal->root, "entries");
-	if (entries == NULL || entries->type != jbvBinary ||
-		!JsonContainerIsArray(entries->val.binary.data))
+	if (!journal.has_entries)
 	{
 		journal_malformed(check, "meta/_journal.json has no \"entries\" array.");
 		return;
 	}
 
-	array = entries->val.binary.data;
-	check->migrations = palloc0(sizeof(Migration) * Max(JsonContainerSize(array), 1));
-	tags = lineage_strmap_create(JsonContainerSize(array));
-	for (i = 0; i < (int) JsonContainerSize(array); i++)
+	check->migrations = palloc0(sizeof(Migration) * Max(journal.nentries, 1));
+	tags = lineage_strmap_create(journal.nentries);
+	for (i = 0; i < journal.nentries; i++)
 	{
 		Migration  *m = &check->migrations[check->nmigrations];
 
-		if (!read_journal_entry(check, getIthJsonbValueFromContainer(array, i), i, m))
+		if (!read_journal_entry(check, &journal.entries[i], i, m))
 		{
 			prev = NULL;
 			continue;
@@ -358,15 +352,15 @@ static Snapshot *
 read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 {
 	char	   *problem = NULL;
-	Jsonb	   *doc = lineage_parse_json(file->text, file->len, &problem);
+	SnapshotHeader header;
 	Snapshot   *s;
-	const char *version;
 
 	file->referenced = true;
-	if (doc == NULL || !JB_ROOT_IS_OBJECT(doc))
+	if (!lineage_read_snapshot_header(file->text, file->len, &header, &problem,
+									  check->scratch))
 	{
 		report(check, LINEAGE_ERROR, "snapshot_malformed", m ? m->tag : file->name,
-			   doc == NULL
+			   problem
 			   ? psprintf("%s is not valid JSON: %s", file->name, problem)
 			   : psprintf("%s is not a JSON object.", file->name),
 			   psprintf("Restore %s from version control; drizzle-kit generate cannot diff against it.", file->name));
@@ -374,26 +368,42 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 	}
 	s = palloc0(sizeof(Snapshot));
 	s->file = file;
-	s->doc = &doc->root;
 	s->migration = m;
-	s->id = lineage_json_string(lineage_json_member(s->doc, "id"));
-	s->prev_id = lineage_json_string(lineage_json_member(s->doc, "prevId"));
+	s->id = header.id;
+	s->prev_id = header.prev_id;
 	if (s->id == NULL || s->prev_id == NULL)
 	{
-		report(check, LINEAGE_ERROR, "snapshot_malformed", m ? m->tag : file->name,
+		report(check, LINEAGE_ERROR, "snapshot_malformed", snapshot_label(s),
 			   psprintf("%s has no string \"id\" or \"prevId\".", file->name),
 			   psprintf("Restore %s from version control.", file->name));
 		return NULL;
 	}
 
-	version = lineage_json_string(lineage_json_member(s->doc, "version"));
-	if (version == NULL || strcmp(version, SNAPSHOT_VERSION) != 0)
+	if (header.version == NULL || strcmp(header.version, SNAPSHOT_VERSION) != 0)
 		report(check, LINEAGE_WARNING, "snapshot_version_outdated", snapshot_label(s),
 			   psprintf("%s has version %s%s%s; the current drizzle-kit writes and reads version " SNAPSHOT_VERSION ".",
-						file->name, version ? "\"" : "", version ? version : "(none)",
-						version ? "\"" : ""),
+						file->name, header.version ? "\"" : "",
+						header.version ? header.version : "(none)",
+						header.version ? "\"" : ""),
 			   "Run drizzle-kit up to bring the snapshots to the current version.");
 	return s;
+}
+
+/* The whole snapshot, parsed when first needed (it was valid JSON). */
+static JsonbContainer *
+snapshot_doc(Snapshot *s)
+{
+	if (s->doc == NULL)
+	{
+		char	   *problem;
+		Jsonb	   *doc = lineage_parse_json(s->file->text, s->file->len, &problem);
+
+		if (doc == NULL)
+			elog(ERROR, "snapshot \"%s\" could not be parsed again: %s",
+				 s->file->name, problem);
+		s->doc = &doc->root;
+	}
+	return s->doc;
 }
 
 static int
@@ -871,13 +881,13 @@ check_custom_snapshots(DrizzleCheck *check)
 			continue;
 		initStringInfo(&diff.names);
 		diff.count = 0;
-		diff_tables(&diff, member_object(parent->doc, "tables"),
-					member_object(m->snapshot->doc, "tables"),
+		diff_tables(&diff, member_object(snapshot_doc(parent), "tables"),
+					member_object(snapshot_doc(m->snapshot), "tables"),
 					parent->file->name, m->snapshot->file->name);
 		for (key = other_keys; *key; key++)
 		{
-			if (!json_values_equal(lineage_json_member(parent->doc, *key),
-								   lineage_json_member(m->snapshot->doc, *key)))
+			if (!json_values_equal(lineage_json_member(snapshot_doc(parent), *key),
+								   lineage_json_member(snapshot_doc(m->snapshot), *key)))
 				add_difference(&diff, psprintf("\"%s\" (differs)", *key));
 		}
 		if (diff.count == 0)
@@ -1122,6 +1132,8 @@ lineage_check_drizzle(LineageFindings *findings, Manifest *manifest, Oid table)
 	memset(&check, 0, sizeof(check));
 	check.findings = findings;
 	check.manifest = manifest;
+	check.scratch = AllocSetContextCreate(CurrentMemoryContext, "domi lineage snapshot",
+										  ALLOCSET_SMALL_SIZES);
 	build_placeholder_hashes(&check);
 
 	read_journal(&check);

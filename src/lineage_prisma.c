@@ -39,33 +39,33 @@ prisma_name_order(const void *a, const void *b)
 }
 
 /* text with every "\r\n" made "\n" (to_crlf false), or every "\n" made "\r\n" */
-static char *
-convert_line_endings(const char *text, bool to_crlf)
+static void
+convert_line_endings(StringInfo out, const char *text, int len, bool to_crlf)
 {
-	StringInfoData out;
-	const char *p;
+	int			i;
 
-	initStringInfo(&out);
-	for (p = text; *p; p++)
+	initStringInfo(out);
+	for (i = 0; i < len; i++)
 	{
-		if (!to_crlf && p[0] == '\r' && p[1] == '\n')
+		if (!to_crlf && text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
 			continue;
-		if (to_crlf && p[0] == '\n')
-			appendStringInfoChar(&out, '\r');
-		appendStringInfoChar(&out, *p);
+		if (to_crlf && text[i] == '\n')
+			appendStringInfoChar(out, '\r');
+		appendStringInfoChar(out, text[i]);
 	}
-	return out.data;
 }
 
 static void
 compute_checksums(PrismaMigration *m)
 {
-	char	   *lf = convert_line_endings(m->sql->text, false);
-	char	   *crlf = convert_line_endings(lf, true);
+	StringInfoData lf;
+	StringInfoData crlf;
 
+	convert_line_endings(&lf, m->sql->text, m->sql->len, false);
+	convert_line_endings(&crlf, lf.data, lf.len, true);
 	lineage_sha256_hex(m->sql->text, m->sql->len, m->checksum[0]);
-	lineage_sha256_hex(lf, strlen(lf), m->checksum[1]);
-	lineage_sha256_hex(crlf, strlen(crlf), m->checksum[2]);
+	lineage_sha256_hex(lf.data, lf.len, m->checksum[1]);
+	lineage_sha256_hex(crlf.data, crlf.len, m->checksum[2]);
 }
 
 static bool
@@ -115,7 +115,7 @@ check_lock_file(LineageFindings *findings, Manifest *manifest)
 {
 	ManifestFile *lock = lineage_strmap_get(manifest->by_name, LOCK_FILE);
 
-	if (lock && strstr(lock->text, "\"postgresql\"") == NULL)
+	if (lock && strstr(pnstrdup(lock->text, lock->len), "\"postgresql\"") == NULL)
 		lineage_report(findings, LINEAGE_WARNING, "prisma_lock_provider", LOCK_FILE,
 					   "migration_lock.toml does not name the provider \"postgresql\": these migrations were made for another database.",
 					   "Check the datasource provider in schema.prisma; if it is postgresql, set provider = \"postgresql\" in migration_lock.toml.");
