@@ -19,6 +19,7 @@ OBJS = \
 	src/lineage.o \
 	src/lineage_drizzle.o \
 	src/lineage_journal.o \
+	src/lineage_snapshot.o \
 	src/lineage_prisma.o
 
 DATA = $(wildcard sql/domi--*.sql)

@@ -81,6 +81,7 @@ struct Snapshot
 	const char *id;
 	const char *prev_id;
 	Migration  *migration;		/* its journal entry, or NULL */
+	bool		unreadable;		/* doc could not be built */
 	int			walk;			/* cycle search: last walk that reached it */
 	bool		walked;			/* cycle search: done with it */
 };
@@ -389,19 +390,28 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 	return s;
 }
 
-/* The whole snapshot, parsed when first needed (it was valid JSON). */
+/*
+ * The whole snapshot, parsed when first needed.  It is valid JSON, but may
+ * hold what no jsonb can (\u0000): then it cannot be compared, which is
+ * reported once, and NULL returned.
+ */
 static JsonbContainer *
-snapshot_doc(Snapshot *s)
+snapshot_doc(DrizzleCheck *check, Snapshot *s)
 {
-	if (s->doc == NULL)
+	if (s->doc == NULL && !s->unreadable)
 	{
 		char	   *problem;
 		Jsonb	   *doc = lineage_parse_json(s->file->text, s->file->len, &problem);
 
-		if (doc == NULL)
-			elog(ERROR, "snapshot \"%s\" could not be parsed again: %s",
-				 s->file->name, problem);
-		s->doc = &doc->root;
+		if (doc)
+			s->doc = &doc->root;
+		else
+		{
+			s->unreadable = true;
+			report(check, LINEAGE_ERROR, "snapshot_malformed", snapshot_label(s),
+				   psprintf("%s cannot be read as jsonb to compare it: %s", s->file->name, problem),
+				   psprintf("Restore %s from version control.", s->file->name));
+		}
 	}
 	return s->doc;
 }
@@ -875,19 +885,25 @@ check_custom_snapshots(DrizzleCheck *check)
 		Snapshot   *parent = m[-1].snapshot;
 		Differences diff;
 		const char *const *key;
+		JsonbContainer *parent_doc;
+		JsonbContainer *child_doc;
 
 		if (!m->custom || m->snapshot == NULL || parent == NULL ||
 			m[-1].position != m->position - 1)
 			continue;
+		parent_doc = snapshot_doc(check, parent);
+		child_doc = snapshot_doc(check, m->snapshot);
+		if (parent_doc == NULL || child_doc == NULL)
+			continue;
 		initStringInfo(&diff.names);
 		diff.count = 0;
-		diff_tables(&diff, member_object(snapshot_doc(parent), "tables"),
-					member_object(snapshot_doc(m->snapshot), "tables"),
+		diff_tables(&diff, member_object(parent_doc, "tables"),
+					member_object(child_doc, "tables"),
 					parent->file->name, m->snapshot->file->name);
 		for (key = other_keys; *key; key++)
 		{
-			if (!json_values_equal(lineage_json_member(snapshot_doc(parent), *key),
-								   lineage_json_member(snapshot_doc(m->snapshot), *key)))
+			if (!json_values_equal(lineage_json_member(parent_doc, *key),
+								   lineage_json_member(child_doc, *key)))
 				add_difference(&diff, psprintf("\"%s\" (differs)", *key));
 		}
 		if (diff.count == 0)
@@ -895,7 +911,7 @@ check_custom_snapshots(DrizzleCheck *check)
 		if (diff.count > MAX_NAMED_DIFFERENCES)
 			appendStringInfo(&diff.names, " and %d more", diff.count - MAX_NAMED_DIFFERENCES);
 		report(check, LINEAGE_ERROR, "custom_snapshot_stale", m->tag,
-			   psprintf("%s is a --custom migration, so %s should describe the same schema as %s before it in journal order, but it differs: %s. It was copied from another parent (a merge re-chained it), and the next drizzle-kit generate diffs against a schema the database does not have.",
+			   psprintf("%s is a --custom migration, so %s should describe the same schema as %s before it in journal order, but it differs: %s. It was copied from another parent's snapshot (on a branch, then merged), so the next drizzle-kit generate diffs against the wrong schema and writes those changes again, or undoes them.",
 						m->tag, m->snapshot->file->name, parent->file->name, diff.names.data),
 			   psprintf("Copy \"tables\" (and the other schema keys) of %s into %s, keeping its id and setting its prevId to \"%s\".",
 						parent->file->name, m->snapshot->file->name, parent->id));

@@ -66,14 +66,28 @@ SELECT severity, code, migration, detail FROM domi.lineage_check(
 	pg_temp.put(pg_temp.m('clean'), 'meta/0001_snapshot.json', '["not", "an", "object"]'));
 SELECT severity, code, migration, detail FROM domi.lineage_check(
 	pg_temp.edit(pg_temp.m('clean'), 'meta/_journal.json', '{entries,1}', '{"idx": 1, "tag": "0001_posts"}'));
--- \u0000 is valid JSON but no PostgreSQL text: malformed, not an aborted call.
+-- \u0000 is valid JSON (Node reads it) but no PostgreSQL text: in an id it
+-- cannot be read (malformed, not an aborted call); elsewhere it is fine.
 SELECT severity, code, migration FROM domi.lineage_check(
 	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json', '{"id": "\u0000"}'));
+SELECT severity, code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		replace(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json'), '"name": "users"', '"name": "us\u0000ers"')));
+-- Escaped members are decoded: "\u0030" is "0", so this prevId is unchanged.
+SELECT severity, code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0000_snapshot.json',
+		replace(pg_temp.file(pg_temp.m('clean'), 'meta/0000_snapshot.json'), '"prevId": "0', '"prevId": "\u0030')));
 
 -- 3. Parallel branches merged (the incident): 0002_user_email and
 -- 0003_backfill both have 0001's id as prevId; 0003 is a --custom
 -- migration whose snapshot was copied from 0001 and lacks users.email.
 SELECT severity, code, migration, detail, fix FROM domi.lineage_check(pg_temp.m('collision'));
+-- A --custom snapshot that jsonb cannot hold (\u0000) cannot be compared:
+-- it says so instead of guessing.
+SELECT severity, code, migration, detail FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('collision'), 'meta/0003_snapshot.json',
+		replace(pg_temp.file(pg_temp.m('collision'), 'meta/0003_snapshot.json'), '"name": "users"', '"name": "us\u0000ers"')))
+	WHERE code <> 'no_migrations_table';
 -- The fix the finding names, applied: the right prevId, and 0002's tables
 -- in 0003's snapshot.  Then nothing is left.
 UPDATE folders SET m = pg_temp.edit(m, 'meta/0003_snapshot.json', '{prevId}',
