@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -82,6 +83,9 @@ struct Snapshot
 	const char *prev_id;
 	Migration  *migration;		/* its journal entry, or NULL */
 	bool		unreadable;		/* doc could not be built */
+	bool		duplicate;		/* another snapshot before it has its id */
+	Snapshot   *parent;			/* the snapshot its prevId names, or NULL */
+	List	   *children;		/* the snapshots whose prevId is its id */
 	int			walk;			/* cycle search: last walk that reached it */
 	bool		walked;			/* cycle search: done with it */
 };
@@ -95,7 +99,7 @@ typedef struct DrizzleCheck
 	int			nsnapshots;
 	Snapshot  **snapshots;		/* journal order, then the others by name */
 	strmap_hash *by_id;			/* id -> first Snapshot with it */
-	strmap_hash *children;		/* prevId -> List of Snapshot */
+	strmap_hash *orphans;		/* prevId naming no snapshot -> List of Snapshot */
 	strmap_hash *placeholders;	/* sha256 -> placeholder text it is of */
 	bool		collision_found;
 	MemoryContext scratch;		/* reset after each snapshot is read */
@@ -491,30 +495,54 @@ expected_prev_id(DrizzleCheck *check, Snapshot *s, const char **parent_file)
 	return prev->snapshot->id;
 }
 
+/*
+ * Ids first, then each snapshot's parent and its parent's children, so that
+ * the checks below follow pointers and do no lookups.
+ */
 static void
 index_snapshots(DrizzleCheck *check)
 {
 	int			i;
 
 	check->by_id = lineage_strmap_create(check->nsnapshots);
-	check->children = lineage_strmap_create(check->nsnapshots);
+	check->orphans = lineage_strmap_create(16);
 	for (i = 0; i < check->nsnapshots; i++)
 	{
 		Snapshot   *s = check->snapshots[i];
 		Snapshot   *first = lineage_strmap_put(check->by_id, s->id, s);
-		StrMapEntry *entry;
-		bool		found;
 
-		if (first != s)
-			report(check, LINEAGE_ERROR, "snapshot_duplicate_id", snapshot_label(s),
-				   psprintf("%s and %s have the same id \"%s\": one was copied from the other, and the chain of prevIds cannot tell them apart.",
-							first->file->name, s->file->name, s->id),
-				   psprintf("Give %s a new id (a random uuid), and set the prevId of the snapshot after it to that id.",
-							s->file->name));
-
-		entry = strmap_insert(check->children, s->prev_id, &found);
-		entry->value = lappend(found ? (List *) entry->value : NIL, s);
+		if (first == s)
+			continue;
+		s->duplicate = true;
+		report(check, LINEAGE_ERROR, "snapshot_duplicate_id", snapshot_label(s),
+			   psprintf("%s and %s have the same id \"%s\": one was copied from the other, and the chain of prevIds cannot tell them apart.",
+						first->file->name, s->file->name, s->id),
+			   psprintf("Give %s a new id (a random uuid), and set the prevId of the snapshot after it to that id.",
+						s->file->name));
 	}
+	for (i = 0; i < check->nsnapshots; i++)
+	{
+		Snapshot   *s = check->snapshots[i];
+
+		s->parent = lineage_strmap_get(check->by_id, s->prev_id);
+		if (s->parent)
+			s->parent->children = lappend(s->parent->children, s);
+		else
+		{
+			StrMapEntry *entry;
+			bool		found;
+
+			entry = strmap_insert(check->orphans, s->prev_id, &found);
+			entry->value = lappend(found ? (List *) entry->value : NIL, s);
+		}
+	}
+}
+
+/* The snapshots with the same prevId as s, s included, in snapshot order. */
+static List *
+siblings(DrizzleCheck *check, Snapshot *s)
+{
+	return s->parent ? s->parent->children : lineage_strmap_get(check->orphans, s->prev_id);
 }
 
 /* "set prevId of X to "id" (the id of Y)" for each child not in journal order */
@@ -578,8 +606,8 @@ check_collisions(DrizzleCheck *check)
 	for (i = 0; i < check->nsnapshots; i++)
 	{
 		Snapshot   *s = check->snapshots[i];
-		List	   *children = lineage_strmap_get(check->children, s->prev_id);
-		Snapshot   *parent;
+		List	   *children = siblings(check, s);
+		Snapshot   *parent = s->parent;
 		StringInfoData detail;
 		ListCell   *lc;
 
@@ -587,7 +615,6 @@ check_collisions(DrizzleCheck *check)
 		if (list_length(children) < 2 || linitial(children) != s)
 			continue;
 		check->collision_found = true;
-		parent = lineage_strmap_get(check->by_id, s->prev_id);
 
 		initStringInfo(&detail);
 		foreach(lc, children)
@@ -631,14 +658,13 @@ check_prev_ids(DrizzleCheck *check)
 		Snapshot   *s = check->snapshots[i];
 		const char *parent_file;
 		const char *expected = expected_prev_id(check, s, &parent_file);
-		bool		known = strcmp(s->prev_id, ORIGIN_ID) == 0 ||
-			lineage_strmap_get(check->by_id, s->prev_id) != NULL;
+		bool		known = s->parent != NULL || strcmp(s->prev_id, ORIGIN_ID) == 0;
 		char	   *fix;
 
 		if (known && (expected == NULL || strcmp(expected, s->prev_id) == 0))
 			continue;
 		/* A sibling in a collision is reported, with its fix, there. */
-		if (known && list_length(lineage_strmap_get(check->children, s->prev_id)) > 1)
+		if (known && list_length(siblings(check, s)) > 1)
 			continue;
 
 		if (expected == NULL)
@@ -660,12 +686,6 @@ check_prev_ids(DrizzleCheck *check)
 	}
 }
 
-static Snapshot *
-snapshot_parent(DrizzleCheck *check, Snapshot *s)
-{
-	return lineage_strmap_get(check->by_id, s->prev_id);
-}
-
 /*
  * Each snapshot has one parent, so following prevIds from any snapshot ends
  * at the start, at an unknown id, or in a cycle.  Each walk marks what it
@@ -684,7 +704,7 @@ check_cycles(DrizzleCheck *check)
 
 		walk++;
 		for (s = check->snapshots[i]; s && !s->walked && s->walk != walk;
-			 s = snapshot_parent(check, s))
+			 s = s->parent)
 			s->walk = walk;
 
 		if (s && !s->walked && s->walk == walk)
@@ -696,7 +716,7 @@ check_cycles(DrizzleCheck *check)
 			do
 			{
 				appendStringInfo(&members, "%s%s", members.len ? " -> " : "", member->file->name);
-				member = snapshot_parent(check, member);
+				member = member->parent;
 			} while (member != s);
 			appendStringInfo(&members, " -> %s", s->file->name);
 			report(check, LINEAGE_ERROR, "snapshot_prev_cycle", snapshot_label(s),
@@ -705,7 +725,7 @@ check_cycles(DrizzleCheck *check)
 				   "Set each snapshot's prevId to the id of the snapshot before it in journal order (the first one's to \"" ORIGIN_ID "\").");
 		}
 
-		for (s = check->snapshots[i]; s && !s->walked; s = snapshot_parent(check, s))
+		for (s = check->snapshots[i]; s && !s->walked; s = s->parent)
 			s->walked = true;
 	}
 }
@@ -725,10 +745,8 @@ check_heads(DrizzleCheck *check)
 	{
 		Snapshot   *s = check->snapshots[i];
 
-		if (lineage_strmap_get(check->children, s->id) != NULL)
-			continue;
-		if (lineage_strmap_get(check->by_id, s->id) != s)
-			continue;			/* a duplicate id: reported already */
+		if (s->children != NIL || s->duplicate)
+			continue;			/* not a head, or a duplicate id (reported) */
 		appendStringInfo(&heads, "%s%s", nheads ? ", " : "", s->file->name);
 		nheads++;
 	}
@@ -929,10 +947,52 @@ typedef struct AppliedRow
 	int64		created_at;
 } AppliedRow;
 
-static char *
-when_key(int64 when)
+/* journal "when" -> the first Migration with it: a map on the integer */
+typedef struct WhenEntry
 {
-	return psprintf(INT64_FORMAT, when);
+	int64		when;
+	Migration  *migration;
+	char		status;
+} WhenEntry;
+
+#define SH_PREFIX		whenmap
+#define SH_ELEMENT_TYPE WhenEntry
+#define SH_KEY_TYPE		int64
+#define SH_KEY			when
+#define SH_HASH_KEY(tb, k)	murmurhash32((uint32) (k) ^ (uint32) ((uint64) (k) >> 32))
+#define SH_EQUAL(tb, a, b)	((a) == (b))
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+static Migration *
+migration_by_when(whenmap_hash *map, int64 when)
+{
+	WhenEntry  *entry = whenmap_lookup(map, when);
+
+	return entry ? entry->migration : NULL;
+}
+
+/*
+ * sha256 -> Migration, built on first use: rows are matched by created_at,
+ * and only one that matches no "when" needs its hash looked up.
+ */
+static Migration *
+migration_by_hash(DrizzleCheck *check, strmap_hash **map, const char *hash)
+{
+	if (*map == NULL)
+	{
+		int			i;
+
+		*map = lineage_strmap_create(check->nmigrations);
+		for (i = 0; i < check->nmigrations; i++)
+		{
+			if (check->migrations[i].sql)
+				lineage_strmap_put(*map, check->migrations[i].hash, &check->migrations[i]);
+		}
+	}
+	return lineage_strmap_get(*map, hash);
 }
 
 /* A row whose created_at is a journal "when": the same migration. */
@@ -975,9 +1035,9 @@ check_matched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
 /* A row whose created_at is no journal "when". */
 static void
 check_unmatched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
-					strmap_hash *by_hash, int64 newest)
+					strmap_hash **by_hash, int64 newest)
 {
-	Migration  *m = lineage_strmap_get(by_hash, row->hash);
+	Migration  *m = migration_by_hash(check, by_hash, row->hash);
 
 	if (m && m->applied_row == NULL)
 	{
@@ -1046,8 +1106,8 @@ check_database(DrizzleCheck *check, Oid relid)
 	const char *table = lineage_table_name(relid);
 	List	   *rows;
 	ListCell   *lc;
-	strmap_hash *by_when;
-	strmap_hash *by_hash;
+	whenmap_hash *by_when;
+	strmap_hash *by_hash = NULL;
 	AppliedRow *applied;
 	int			nrows = 0;
 	int64		newest = PG_INT64_MIN;
@@ -1057,15 +1117,14 @@ check_database(DrizzleCheck *check, Oid relid)
 	lineage_require_columns(relid, "Drizzle", columns);
 	rows = lineage_read_rows(relid, "id::text, hash::text, created_at::bigint::text", 3, "id");
 
-	by_when = lineage_strmap_create(check->nmigrations);
-	by_hash = lineage_strmap_create(check->nmigrations);
+	by_when = whenmap_create(CurrentMemoryContext, Max(check->nmigrations, 16), NULL);
 	for (i = 0; i < check->nmigrations; i++)
 	{
-		Migration  *m = &check->migrations[i];
+		bool		found;
+		WhenEntry  *entry = whenmap_insert(by_when, check->migrations[i].when, &found);
 
-		lineage_strmap_put(by_when, when_key(m->when), m);
-		if (m->sql)
-			lineage_strmap_put(by_hash, m->hash, m);
+		if (!found)
+			entry->migration = &check->migrations[i];
 	}
 
 	/* The newest created_at is what the migrator compares with. */
@@ -1083,7 +1142,7 @@ check_database(DrizzleCheck *check, Oid relid)
 			row->created_at = strtoi64(values[2], NULL, 10);
 			if (row->created_at > newest)
 			{
-				Migration  *m = lineage_strmap_get(by_when, values[2]);
+				Migration  *m = migration_by_when(by_when, row->created_at);
 
 				newest = row->created_at;
 				newest_tag = m ? m->tag : NULL;
@@ -1098,7 +1157,7 @@ check_database(DrizzleCheck *check, Oid relid)
 
 		if (!row->has_created_at)
 		{
-			m = lineage_strmap_get(by_hash, row->hash);
+			m = migration_by_hash(check, &by_hash, row->hash);
 			report(check, LINEAGE_ERROR, "applied_created_at_null", m ? m->tag : NULL,
 				   psprintf("Row %s of %s has no created_at. The migrator reads its newest row with ORDER BY created_at DESC, which puts this row first, takes 0 as the newest time and runs every migration again.",
 							row->id, table),
@@ -1111,11 +1170,11 @@ check_database(DrizzleCheck *check, Oid relid)
 				m->applied_row = row->id;
 			continue;
 		}
-		m = lineage_strmap_get(by_when, when_key(row->created_at));
+		m = migration_by_when(by_when, row->created_at);
 		if (m)
 			check_matched_row(check, table, row, m);
 		else
-			check_unmatched_row(check, table, row, by_hash, newest);
+			check_unmatched_row(check, table, row, &by_hash, newest);
 	}
 	check_pending(check, table, newest != PG_INT64_MIN, newest, newest_tag);
 }
