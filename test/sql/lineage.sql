@@ -217,6 +217,12 @@ SELECT severity, code, migration, fix FROM domi.lineage_check(pg_temp.m('skipped
 -- a caller without SELECT on the table gets permission denied.
 CREATE TABLE app_migrations (LIKE drizzle.__drizzle_migrations INCLUDING ALL);
 SELECT code, migration FROM domi.lineage_check(pg_temp.m('skipped'), 'app_migrations');
+-- A table whose name is an SQL injection is only ever quoted: it is read,
+-- and nothing else happens.
+CREATE TABLE "m""; DROP TABLE app_migrations; --" (LIKE drizzle.__drizzle_migrations INCLUDING ALL);
+SELECT code, migration FROM domi.lineage_check(pg_temp.m('skipped'), '"m""; DROP TABLE app_migrations; --"');
+SELECT to_regclass('app_migrations') IS NOT NULL AS app_migrations_still_there;
+DROP TABLE "m""; DROP TABLE app_migrations; --";
 CREATE TABLE not_migrations (id int);
 SELECT * FROM domi.lineage_check(pg_temp.m('clean'), 'not_migrations');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
