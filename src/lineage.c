@@ -12,8 +12,9 @@
  *
  * This file holds the SQL function, the manifest, the findings and the
  * helpers both checkers share (string maps, JSON, sha256, the migrations
- * table).  The Drizzle checks are in lineage_drizzle.c, the Prisma checks
- * in lineage_prisma.c.
+ * table).  The Drizzle checks are in lineage_drizzle.c (with the readers
+ * of its journal and snapshots in lineage_journal.c and lineage_snapshot.c),
+ * the Prisma checks in lineage_prisma.c.
  *
  * The function only reads: the files come from the manifest and the
  * migrations table is read through SPI with the caller's rights, so reading
@@ -27,7 +28,6 @@
 #include <sodium.h>
 
 #include "catalog/namespace.h"
-#include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "common/jsonapi.h"
 #include "executor/spi.h"
@@ -40,9 +40,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/numeric.h"
 
-#include "domi.h"
 #include "lineage.h"
 
 PG_FUNCTION_INFO_V1(domi_lineage_check);
@@ -187,22 +185,6 @@ lineage_json_string(JsonbValue *value)
 	if (value == NULL || value->type != jbvString)
 		return NULL;
 	return pnstrdup(value->val.string.val, value->val.string.len);
-}
-
-bool
-lineage_json_int64(JsonbValue *value, int64 *result)
-{
-	char	   *digits;
-	char	   *end;
-
-	if (value == NULL || value->type != jbvNumeric)
-		return false;
-	/* Through text: numeric_int8 would throw on a fraction or an overflow. */
-	digits = DatumGetCString(DirectFunctionCall1(numeric_out,
-												 NumericGetDatum(value->val.numeric)));
-	errno = 0;
-	*result = strtoi64(digits, &end, 10);
-	return errno == 0 && *end == '\0' && end != digits;
 }
 
 /*

@@ -135,10 +135,9 @@ lineage_starts_with(const char *text, int len, const char *prefix)
 	return (size_t) len >= plen && memcmp(text, prefix, plen) == 0;
 }
 
-/* A member of a JSON object, or NULL; and its value as a string or integer. */
+/* A member of a JSON object, or NULL; and its value as a string, or NULL. */
 extern JsonbValue *lineage_json_member(JsonbContainer *object, const char *key);
 extern char *lineage_json_string(JsonbValue *value);
-extern bool lineage_json_int64(JsonbValue *value, int64 *result);
 
 /*
  * The migrations table.  lineage_read_rows runs "SELECT columns FROM table

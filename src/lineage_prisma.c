@@ -180,11 +180,13 @@ lineage_check_prisma(LineageFindings *findings, Manifest *manifest, Oid relid)
 						   psprintf("Restore the folder %s from version control (or from the branch that made it); if it was renamed, rename it back.", name));
 			continue;
 		}
+		if (m->applied)
+			continue;			/* recorded twice: compared once */
 		m->applied = true;
 		if (!checksum_matches(m, row[1] ? row[1] : ""))
 			lineage_report(findings, LINEAGE_ERROR, "prisma_checksum_mismatch", name,
-						   psprintf("%s" MIGRATION_SUFFIX " was edited after it ran: its sha256 is %s (with any line endings), %s recorded %s. prisma migrate deploy does not run it again, so the edit never reaches this database.",
-									name, m->checksum[0], table, row[1] ? row[1] : "NULL"),
+						   psprintf("%s" MIGRATION_SUFFIX " was edited after it ran: its sha256 is %s, and neither it nor the file with other line endings is the %s that %s recorded. prisma migrate deploy does not run it again, so the edit never reaches this database.",
+									name, m->checksum[0], row[1] ? row[1] : "NULL", table),
 						   psprintf("Restore %s" MIGRATION_SUFFIX " to the text that ran (see version control) and put the change into a new migration (prisma migrate dev --create-only).",
 									name));
 	}
