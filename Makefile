@@ -41,6 +41,9 @@ include $(PGXS)
 # MODULE_big or one PROGRAM per Makefile, so it has rules of its own.
 # "make" leaves it at client/domi-lineage; "make install" puts it into
 # pg_config --bindir.
+LINEAGE_OBJS = $(filter src/lineage%.o,$(OBJS))
+$(LINEAGE_OBJS): src/lineage.h
+
 LINEAGE_CLIENT = client/domi-lineage
 all: $(LINEAGE_CLIENT)
 $(LINEAGE_CLIENT): client/domi-lineage.c

@@ -45,6 +45,7 @@ typedef struct ManifestFile
 	const char *text;			/* points into the manifest: not NUL-terminated */
 	int			len;
 	bool		referenced;		/* named by the journal (or a Prisma folder) */
+	void	   *owner;			/* the checker's record that claimed it, or NULL */
 } ManifestFile;
 
 typedef struct Manifest

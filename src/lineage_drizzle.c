@@ -450,8 +450,20 @@ read_snapshots(DrizzleCheck *check)
 				   psprintf("Restore %s from version control.", m->snapshot_name));
 			continue;
 		}
-		if (file->referenced)
-			continue;			/* two tags with one prefix: read once */
+		if (file->owner)
+		{
+			Migration  *owner = file->owner;
+
+			/* Two branches generated the same number, and one snapshot is lost. */
+			report(check, LINEAGE_ERROR, "snapshot_shared", m->tag,
+				   psprintf("%s and %s both have the prefix of %s: one of them has no snapshot of its own (two branches generated the same number, and one snapshot was lost in the merge).",
+							owner->tag, m->tag, m->snapshot_name),
+				   psprintf("Give %s a number no other migration has (rename %s.sql and set its tag in meta/_journal.json; %04lld is free after the last entry), and restore its own snapshot from its branch under that number, with prevId set to the id of the snapshot before it.",
+							m->tag, m->tag,
+							(long long) check->migrations[check->nmigrations - 1].idx + 1));
+			continue;
+		}
+		file->owner = m;
 		m->snapshot = read_snapshot(check, file, m);
 		if (m->snapshot)
 			check->snapshots[check->nsnapshots++] = m->snapshot;

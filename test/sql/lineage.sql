@@ -140,6 +140,12 @@ SELECT code, migration, fix FROM domi.lineage_check(
 	pg_temp.put(pg_temp.put(pg_temp.m('clean'), '0003_hotfix.sql', 'ALTER TABLE users ADD COLUMN x int;'),
 		'meta/0003_snapshot.json', pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')))
 	WHERE code <> 'no_migrations_table';
+-- Two branches generated the same number: 0001_posts and 0001_tags share
+-- meta/0001_snapshot.json, and the other snapshot is not in the journal.
+SELECT code, migration, fix FROM domi.lineage_check(
+	pg_temp.put(pg_temp.edit(pg_temp.m('clean'), 'meta/_journal.json', '{entries,2,tag}', '"0001_tags"'),
+		'0001_tags.sql', pg_temp.file(pg_temp.m('clean'), '0002_user_email.sql')) #- '{files,0002_user_email.sql}')
+	WHERE code <> 'no_migrations_table';
 SELECT code, migration, fix FROM domi.lineage_check(
 	pg_temp.edit(pg_temp.m('clean'), 'meta/_journal.json', '{entries,2,idx}', '5'))
 	WHERE code <> 'no_migrations_table';
