@@ -287,6 +287,46 @@ SELECT severity, code, migration, fix FROM domi.lineage_check(
 SELECT * FROM domi.lineage_check(pg_temp.m('prisma'), 'drizzle.__drizzle_migrations');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- 9. Mutated folders (truncated files, stray brackets, quotes, escapes,
+-- renamed keys), with a fixed seed: no call raises an error or takes the
+-- backend down (the folder has pending migrations, so every call has
+-- findings).
+SELECT setseed(0.42);
+CREATE FUNCTION pg_temp.mutate(t text) RETURNS text LANGUAGE sql VOLATILE AS $$
+	SELECT CASE (random() * 4)::int
+		WHEN 0 THEN left(t, (random() * length(t))::int)
+		WHEN 1 THEN overlay(t placing (ARRAY['{', '}', '[', ']', '"', '\', ',', ':', '\u0000', '\u00e9', '1e999', '-', 'null'])[1 + (random() * 12)::int]
+			from 1 + (random() * (length(t) - 1))::int for (random() * 3)::int)
+		WHEN 2 THEN t || (ARRAY['{', '"', ']', '}'])[1 + (random() * 3)::int]
+		ELSE regexp_replace(t, '"(id|prevId|version|when|idx|tag)"', '"\1x"')
+	END
+$$;
+CREATE FUNCTION pg_temp.fuzz(iterations int, OUT errors int, OUT calls_without_findings int)
+LANGUAGE plpgsql AS $$
+DECLARE
+	m jsonb;
+	n bigint;
+BEGIN
+	errors := 0;
+	calls_without_findings := 0;
+	FOR i IN 1..iterations LOOP
+		SELECT jsonb_build_object('format', 'drizzle', 'files',
+				jsonb_object_agg(f.key, CASE WHEN random() < 0.3 THEN pg_temp.mutate(f.value) ELSE f.value END))
+			INTO m
+			FROM jsonb_each_text(pg_temp.m('collision')->'files') f;
+		BEGIN
+			SELECT count(*) INTO n FROM domi.lineage_check(m, 'drizzle.__drizzle_migrations');
+			IF n = 0 THEN
+				calls_without_findings := calls_without_findings + 1;
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			errors := errors + 1;
+		END;
+	END LOOP;
+END;
+$$;
+SELECT * FROM pg_temp.fuzz(400);
+
 DROP TABLE _prisma_migrations, app_migrations, not_migrations;
 DROP SCHEMA drizzle CASCADE;
 DROP ROLE lineage_reader;
