@@ -15,7 +15,10 @@ OBJS = \
 	src/tenant.o \
 	src/crypto.o \
 	src/random.o \
-	src/rls.o \
+	src/rls.o
+
+# Migration lineage (src/lineage*.c)
+OBJS += \
 	src/lineage.o \
 	src/lineage_drizzle.o \
 	src/lineage_journal.o \
