@@ -42,6 +42,12 @@
 #define SNAPSHOT_VERSION	"7"
 #define ORIGIN_ID			"00000000-0000-0000-0000-000000000000"
 
+/*
+ * A "when" this far ahead of the server's clock is in the future; less may
+ * be clock skew between the machine that generated it and the server.
+ */
+#define FUTURE_TOLERANCE_MS	(10 * 60 * 1000)
+
 /* At most this many differing tables/columns named in one finding. */
 #define MAX_NAMED_DIFFERENCES 20
 
@@ -239,7 +245,7 @@ check_journal_order(DrizzleCheck *check, Migration *m, Migration *prev,
 			   psprintf("Set \"when\" of %s in meta/_journal.json to %lld or later (and later than every entry a database has applied).",
 						m->tag, (long long) prev->when + 1));
 
-	if (m->when > now)
+	if (m->when > now + FUTURE_TOLERANCE_MS)
 		report(check, LINEAGE_ERROR, "journal_when_in_future", m->tag,
 			   psprintf("Entry %s has \"when\" %lld, %lld ms in the future: once it is applied, every migration generated before that time is skipped by the migrator.",
 						m->tag, (long long) m->when, (long long) (m->when - now)),
