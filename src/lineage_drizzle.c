@@ -217,18 +217,12 @@ read_journal_entry(DrizzleCheck *check, JournalEntry *entry, int position,
 	return true;
 }
 
-/* idx, when and tag of one entry against the entry before it. */
+/* idx and when of one entry against the entry before it. */
 static void
 check_journal_order(DrizzleCheck *check, Migration *m, Migration *prev,
-					strmap_hash *tags, int64 now)
+					int64 now)
 {
 	int64		expected_idx = prev ? prev->idx + 1 : 0;
-
-	if (lineage_strmap_put(tags, m->tag, m) != m)
-		report(check, LINEAGE_ERROR, "journal_duplicate_tag", m->tag,
-			   psprintf("The tag \"%s\" appears more than once in meta/_journal.json: the migrator runs %s.sql once for each entry.",
-						m->tag, m->tag),
-			   "Remove the duplicate entry from meta/_journal.json.");
 
 	if (m->idx != expected_idx)
 		report(check, LINEAGE_WARNING, "journal_idx_gap", m->tag,
@@ -268,6 +262,13 @@ attach_files(DrizzleCheck *check, Migration *m)
 			   psprintf("Restore %s from version control, or remove its entry from meta/_journal.json.", sql_name));
 	else
 	{
+		/* The SQL file says which entry claimed it first: a duplicate tag. */
+		if (m->sql->owner)
+			report(check, LINEAGE_ERROR, "journal_duplicate_tag", m->tag,
+				   psprintf("The tag \"%s\" appears more than once in meta/_journal.json: the migrator runs %s once for each entry.",
+							m->tag, sql_name),
+				   "Remove the duplicate entry from meta/_journal.json.");
+		m->sql->owner = m;
 		m->sql->referenced = true;
 		lineage_sha256_hex(m->sql->text, m->sql->len, m->hash);
 		m->custom = starts_with_placeholder(m->sql);
@@ -281,7 +282,6 @@ read_journal(DrizzleCheck *check)
 	ManifestFile *file = lineage_strmap_get(check->manifest->by_name, JOURNAL_FILE);
 	char	   *problem = NULL;
 	Journal		journal;
-	strmap_hash *tags;
 	Migration  *prev = NULL;
 	int64		now = now_unix_ms();
 	int			i;
@@ -308,7 +308,6 @@ read_journal(DrizzleCheck *check)
 	}
 
 	check->migrations = palloc0(sizeof(Migration) * Max(journal.nentries, 1));
-	tags = lineage_strmap_create(journal.nentries);
 	for (i = 0; i < journal.nentries; i++)
 	{
 		Migration  *m = &check->migrations[check->nmigrations];
@@ -320,9 +319,7 @@ read_journal(DrizzleCheck *check)
 		}
 		/* After an unreadable entry there is nothing to compare with. */
 		if (prev || i == 0)
-			check_journal_order(check, m, prev, tags, now);
-		else
-			lineage_strmap_put(tags, m->tag, m);
+			check_journal_order(check, m, prev, now);
 		attach_files(check, m);
 		check->nmigrations++;
 		prev = m;
