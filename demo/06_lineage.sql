@@ -25,13 +25,14 @@ CREATE TEMP VIEW manifest AS
 SELECT severity, code, migration, fix FROM domi.lineage_check((SELECT m FROM manifest));
 
 \echo 'drizzle-kit migrate runs both anyway and records sha256 and "when" of each'
-\echo 'in drizzle.__drizzle_migrations (simulated here with the same table):'
+\echo 'in drizzle.__drizzle_migrations (simulated here with the same table).'
+\echo 'The empty one ran nothing, and will never run what is written into it:'
 CREATE SCHEMA drizzle;
 CREATE TABLE drizzle.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL, created_at bigint);
 INSERT INTO drizzle.__drizzle_migrations (hash, created_at)
 	SELECT encode(sha256(convert_to(body, 'UTF8')), 'hex'), w
 	FROM folder JOIN (VALUES ('0000_init.sql', 1733000000000), ('0001_seed.sql', 1733000100000)) AS j(name, w) USING (name);
-SELECT count(*) AS findings FROM domi.lineage_check((SELECT m FROM manifest));
+SELECT severity, code, migration, fix FROM domi.lineage_check((SELECT m FROM manifest));
 
 \echo 'Now someone writes the seed SQL into 0001_seed.sql. The migrator never looks'
 \echo 'at a recorded hash again, so this SQL would never run:'

@@ -1194,7 +1194,11 @@ check_database(DrizzleCheck *check, Oid relid)
 	check_pending(check, table, newest != PG_INT64_MIN, newest, newest_tag);
 }
 
-/* A --custom migration still empty: recorded as applied, it would never run. */
+/*
+ * A --custom migration still empty.  Pending, it would be recorded as
+ * applied with nothing run; applied so already, SQL written into it now
+ * would never run.
+ */
 static void
 check_empty_custom(DrizzleCheck *check)
 {
@@ -1203,14 +1207,23 @@ check_empty_custom(DrizzleCheck *check)
 	for (i = 0; i < check->nmigrations; i++)
 	{
 		Migration  *m = &check->migrations[i];
+		const char *what;
 
-		if (!m->placeholder_only || m->applied_row)
+		if (!m->placeholder_only)
 			continue;
-		report(check, LINEAGE_WARNING, "custom_migration_empty", m->tag,
-			   psprintf("%s.sql is still %s: drizzle-kit migrate would record it as applied with no SQL, and SQL written into it afterwards would never run.",
-						m->tag, m->sql->len > 0 ? "drizzle-kit's --custom placeholder" : "empty"),
-			   psprintf("Write the SQL into %s.sql before running drizzle-kit migrate, or delete the migration (its journal entry, SQL file and snapshot).",
-						m->tag));
+		what = m->sql->len > 0 ? "drizzle-kit's --custom placeholder" : "empty";
+		if (m->applied_row == NULL)
+			report(check, LINEAGE_WARNING, "custom_migration_empty", m->tag,
+				   psprintf("%s.sql is still %s: drizzle-kit migrate would record it as applied with no SQL, and SQL written into it afterwards would never run.",
+							m->tag, what),
+				   psprintf("Write the SQL into %s.sql before running drizzle-kit migrate, or delete the migration (its journal entry, SQL file and snapshot).",
+							m->tag));
+		else
+			report(check, LINEAGE_WARNING, "custom_migration_applied_empty", m->tag,
+				   psprintf("%s.sql was applied while %s, so it ran nothing; SQL written into it now would never run.",
+							m->tag, what),
+				   psprintf("Leave %s.sql as it is, and put the SQL it was meant for into a new migration (drizzle-kit generate --custom).",
+							m->tag));
 	}
 }
 
