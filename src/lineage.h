@@ -1,8 +1,10 @@
 /*
  * lineage.h
  *		Internal API of the migration-lineage checker: the manifest, string
- *		maps, findings, JSON and hashing helpers shared by the Drizzle checks
- *		(lineage.c) and the Prisma checks (lineage_prisma.c).
+ *		maps, findings, JSON and hashing helpers (lineage.c), the journal and
+ *		snapshot readers (lineage_journal.c, lineage_snapshot.c), shared by
+ *		the Drizzle checks (lineage_drizzle.c) and the Prisma checks
+ *		(lineage_prisma.c).
  *
  * Everything here is allocated in the checker's per-call memory context,
  * which domi.lineage_check() deletes when it has returned its rows.
@@ -16,7 +18,7 @@
 /* 64 hex digits and a terminator: a sha256 as the migrators store it */
 #define LINEAGE_SHA256_HEX	65
 
-/* A string-keyed hash map (simplehash): file names, ids, tags, hashes. */
+/* A string-keyed hash map (simplehash): file names, ids, hashes. */
 typedef struct StrMapEntry
 {
 	const char *key;
