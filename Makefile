@@ -22,6 +22,14 @@ OBJS = \
 	src/tenancy.o \
 	src/guard.o
 
+# Migration lineage (src/lineage*.c)
+OBJS += \
+	src/lineage.o \
+	src/lineage_drizzle.o \
+	src/lineage_journal.o \
+	src/lineage_snapshot.o \
+	src/lineage_prisma.o
+
 DATA = $(wildcard sql/domi--*.sql)
 
 TESTS = $(sort $(wildcard test/sql/*.sql))
@@ -31,10 +39,29 @@ REGRESS_OPTS = --inputdir=test --load-extension=$(EXTENSION)
 SHLIB_LINK += -lsodium
 
 EXTRA_CLEAN = build
+EXTRA_CLEAN += client/domi-lineage
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The client domi-lineage (libpq), next to the extension: PGXS builds one
+# MODULE_big or one PROGRAM per Makefile, so it has rules of its own.
+# "make" leaves it at client/domi-lineage; "make install" puts it into
+# pg_config --bindir.
+LINEAGE_OBJS = $(filter src/lineage%.o,$(OBJS))
+$(LINEAGE_OBJS): src/lineage.h
+
+LINEAGE_CLIENT = client/domi-lineage
+all: $(LINEAGE_CLIENT)
+$(LINEAGE_CLIENT): client/domi-lineage.c
+	$(CC) $(CFLAGS) $(PG_CFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq
+install: install-lineage-client
+.PHONY: install-lineage-client
+install-lineage-client: $(LINEAGE_CLIENT)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(LINEAGE_CLIENT) '$(DESTDIR)$(bindir)/domi-lineage'
 
 .PHONY: prove_installcheck
 prove_installcheck:

@@ -22,6 +22,7 @@ APT_PACKAGES=(
 	postgresql-server-dev-$PG_MAJOR
 	postgresql-contrib
 	libsodium-dev
+	libpq-dev
 	libipc-run-perl
 	nodejs
 	npm

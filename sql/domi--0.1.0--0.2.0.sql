@@ -379,6 +379,19 @@ COMMENT ON FUNCTION domi.bootstrap_tenant(text, jsonb) IS 'create a tenant and t
 -- Migration lineage (src/lineage.c)
 --------------------------------------------------------------------------
 
+-- The manifest is {"format": "drizzle" | "prisma", "files": {name: text}}:
+-- a migrations folder's files, each as its exact text (README.md, "Migration
+-- lineage").  Read-only, with the caller's rights: reading the migrations
+-- table needs the caller's SELECT on it.  Not STRICT: a NULL table means the
+-- format's default table, when it exists.
+CREATE FUNCTION domi.lineage_check(manifest jsonb, migrations_table regclass DEFAULT NULL)
+RETURNS TABLE (severity text, code text, migration text, detail text, fix text)
+AS 'MODULE_PATHNAME', 'domi_lineage_check'
+LANGUAGE C STABLE;
+
+COMMENT ON FUNCTION domi.lineage_check(jsonb, regclass) IS
+'Checks a Drizzle or Prisma migrations folder (the manifest) against itself and against the database''s migrations table; one row per finding, errors first.';
+
 -- (end of migration lineage)
 
 --------------------------------------------------------------------------

@@ -1,0 +1,421 @@
+/*
+ * domi-lineage.c
+ *		Checks a migrations folder against the database before it is
+ *		migrated: sends the folder's files to domi.lineage_check() and prints
+ *		the findings for a person.
+ *
+ *	domi-lineage [--prisma] [--migrations-table NAME] [-d CONNSTR] DIR
+ *
+ * DIR is a drizzle-kit "out" folder (meta/_journal.json, meta/NAME.json,
+ * *.sql) or, with --prisma, a prisma/migrations folder (NAME/migration.sql,
+ * migration_lock.toml).  The connection comes from -d (a connection string
+ * or URI) or the usual libpq environment (PGHOST, PGDATABASE, ...).
+ *
+ * Exit status: 0 no error-level finding, 1 at least one, 2 could not check
+ * (no folder, no connection, no domi extension, the server refused).  Made
+ * for a CI step before "drizzle-kit migrate" or "prisma migrate deploy".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "libpq-fe.h"
+
+#define EXIT_CLEAN		0
+#define EXIT_FINDINGS	1
+#define EXIT_CANNOT		2
+
+static const char *progname = "domi-lineage";
+
+/* A growing string: the manifest as JSON. */
+typedef struct Buffer
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+} Buffer;
+
+static void fail(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+fail(const char *fmt,...)
+{
+	va_list		args;
+
+	fprintf(stderr, "%s: could not check: ", progname);
+	va_start(args, fmt);
+	vfprintf(stderr, fmt, args);
+	va_end(args);
+	fputc('\n', stderr);
+	exit(EXIT_CANNOT);
+}
+
+/* libpq's message without its final newline, for fail(). */
+static const char *
+pq_message(PGconn *conn)
+{
+	static char message[4096];
+	size_t		len;
+
+	snprintf(message, sizeof(message), "%s", PQerrorMessage(conn));
+	len = strlen(message);
+	while (len > 0 && message[len - 1] == '\n')
+		message[--len] = '\0';
+	return message;
+}
+
+static void
+buffer_append(Buffer *buf, const char *data, size_t len)
+{
+	if (buf->len + len + 1 > buf->cap)
+	{
+		size_t		cap = buf->cap ? buf->cap : 4096;
+
+		while (buf->len + len + 1 > cap)
+			cap *= 2;
+		buf->data = realloc(buf->data, cap);
+		if (buf->data == NULL)
+			fail("out of memory");
+		buf->cap = cap;
+	}
+	memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+	buf->data[buf->len] = '\0';
+}
+
+static void
+buffer_puts(Buffer *buf, const char *s)
+{
+	buffer_append(buf, s, strlen(s));
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void
+buffer_json_string(Buffer *buf, const char *s, size_t len)
+{
+	size_t		i;
+
+	buffer_puts(buf, "\"");
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+		char		escape[8];
+
+		if (c == '"' || c == '\\')
+		{
+			escape[0] = '\\';
+			escape[1] = (char) c;
+			buffer_append(buf, escape, 2);
+		}
+		else if (c < 0x20)
+		{
+			snprintf(escape, sizeof(escape), "\\u%04x", c);
+			buffer_puts(buf, escape);
+		}
+		else
+			buffer_append(buf, (const char *) &s[i], 1);
+	}
+	buffer_puts(buf, "\"");
+}
+
+static char *
+path_join(const char *dir, const char *name)
+{
+	size_t		len = strlen(dir) + strlen(name) + 2;
+	char	   *path = malloc(len);
+
+	if (path == NULL)
+		fail("out of memory");
+	snprintf(path, len, "%s/%s", dir, name);
+	return path;
+}
+
+static bool
+is_regular_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool
+has_suffix(const char *name, const char *suffix)
+{
+	size_t		len = strlen(name);
+	size_t		slen = strlen(suffix);
+
+	return len > slen && strcmp(name + len - slen, suffix) == 0;
+}
+
+/* Adds "name": "<text of path>" to the manifest's files. */
+static void
+add_file(Buffer *manifest, int *nfiles, const char *name, const char *path)
+{
+	FILE	   *f = fopen(path, "rb");
+	char		chunk[65536];
+	Buffer		text = {NULL, 0, 0};
+	size_t		n;
+
+	if (f == NULL)
+		fail("cannot open \"%s\": %s", path, strerror(errno));
+	buffer_append(&text, "", 0);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buffer_append(&text, chunk, n);
+	if (ferror(f))
+		fail("cannot read \"%s\": %s", path, strerror(errno));
+	fclose(f);
+
+	if ((*nfiles)++ > 0)
+		buffer_puts(manifest, ",");
+	buffer_json_string(manifest, name, strlen(name));
+	buffer_puts(manifest, ":");
+	buffer_json_string(manifest, text.data, text.len);
+	free(text.data);
+}
+
+static int
+name_order(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The entries of dir, sorted, without "." and "..". */
+static char **
+list_dir(const char *dir, int *count)
+{
+	DIR		   *d = opendir(dir);
+	struct dirent *e;
+	char	  **names = NULL;
+	int			n = 0;
+	int			cap = 0;
+
+	*count = 0;
+	if (d == NULL)
+		return NULL;
+	while ((e = readdir(d)) != NULL)
+	{
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (n == cap)
+		{
+			cap = cap ? cap * 2 : 64;
+			names = realloc(names, sizeof(char *) * cap);
+			if (names == NULL)
+				fail("out of memory");
+		}
+		names[n] = strdup(e->d_name);
+		if (names[n] == NULL)
+			fail("out of memory");
+		n++;
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(names, n, sizeof(char *), name_order);
+	*count = n;
+	return names;
+}
+
+/* A drizzle-kit folder: *.sql at the top, meta/NAME.json below. */
+static void
+add_drizzle_files(Buffer *manifest, int *nfiles, const char *dir)
+{
+	char	   *meta = path_join(dir, "meta");
+	char	  **names;
+	int			n;
+	int			i;
+
+	names = list_dir(dir, &n);
+	for (i = 0; i < n; i++)
+	{
+		char	   *path = path_join(dir, names[i]);
+
+		if (has_suffix(names[i], ".sql") && is_regular_file(path))
+			add_file(manifest, nfiles, names[i], path);
+		free(path);
+	}
+	names = list_dir(meta, &n);
+	for (i = 0; i < n; i++)
+	{
+		char	   *path = path_join(meta, names[i]);
+		char	   *name = path_join("meta", names[i]);
+
+		if (has_suffix(names[i], ".json") && is_regular_file(path))
+			add_file(manifest, nfiles, name, path);
+		free(path);
+		free(name);
+	}
+	free(meta);
+}
+
+/* A prisma/migrations folder: NAME/migration.sql and migration_lock.toml. */
+static void
+add_prisma_files(Buffer *manifest, int *nfiles, const char *dir)
+{
+	char	  **names;
+	int			n;
+	int			i;
+	char	   *lock = path_join(dir, "migration_lock.toml");
+
+	if (is_regular_file(lock))
+		add_file(manifest, nfiles, "migration_lock.toml", lock);
+	free(lock);
+	names = list_dir(dir, &n);
+	for (i = 0; i < n; i++)
+	{
+		char	   *sub = path_join(dir, names[i]);
+		char	   *path = path_join(sub, "migration.sql");
+		char	   *name = path_join(names[i], "migration.sql");
+
+		if (is_regular_file(path))
+			add_file(manifest, nfiles, name, path);
+		free(sub);
+		free(path);
+		free(name);
+	}
+}
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"Usage: %s [--prisma] [--migrations-table NAME] [-d CONNSTR] DIR\n"
+			"\n"
+			"Checks the migrations folder DIR (drizzle-kit's, or prisma/migrations with\n"
+			"--prisma) and the database's record of what ran, with domi.lineage_check().\n"
+			"\n"
+			"  --prisma                 DIR is a Prisma migrations folder\n"
+			"  --migrations-table NAME  the migrations table (default drizzle.__drizzle_migrations,\n"
+			"                           or _prisma_migrations with --prisma)\n"
+			"  -d, --dbname CONNSTR     connection string or URI (default: PG* environment)\n"
+			"\n"
+			"Exit status: 0 no error-level finding, 1 at least one, 2 could not check.\n",
+			progname);
+}
+
+/* Prints one finding per line; returns the number of error-level ones. */
+static int
+print_findings(PGresult *res, const char *dir)
+{
+	int			errors = 0;
+	int			warnings = 0;
+	int			infos = 0;
+	int			i;
+
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		const char *severity = PQgetvalue(res, i, 0);
+
+		printf("%s: %s: ", severity, PQgetvalue(res, i, 1));
+		if (!PQgetisnull(res, i, 2))
+			printf("%s: ", PQgetvalue(res, i, 2));
+		printf("%s", PQgetvalue(res, i, 3));
+		if (!PQgetisnull(res, i, 4))
+			printf(" Fix: %s", PQgetvalue(res, i, 4));
+		printf("\n");
+		if (strcmp(severity, "error") == 0)
+			errors++;
+		else if (strcmp(severity, "warning") == 0)
+			warnings++;
+		else
+			infos++;
+	}
+	printf("%s: %d error%s, %d warning%s, %d info in %s\n", progname,
+		   errors, errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s",
+		   infos, dir);
+	return errors;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conninfo = NULL;
+	const char *table = NULL;
+	const char *dir = NULL;
+	bool		prisma = false;
+	Buffer		manifest = {NULL, 0, 0};
+	int			nfiles = 0;
+	PGconn	   *conn;
+	PGresult   *res;
+	const char *params[2];
+	int			errors;
+	int			i;
+	struct stat st;
+
+	for (i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--prisma") == 0)
+			prisma = true;
+		else if (strcmp(argv[i], "--migrations-table") == 0 && i + 1 < argc)
+			table = argv[++i];
+		else if ((strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--dbname") == 0) && i + 1 < argc)
+			conninfo = argv[++i];
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+		{
+			usage(stdout);
+			return EXIT_CLEAN;
+		}
+		else if (argv[i][0] == '-' || dir != NULL)
+		{
+			usage(stderr);
+			return EXIT_CANNOT;
+		}
+		else
+			dir = argv[i];
+	}
+	if (dir == NULL)
+	{
+		usage(stderr);
+		return EXIT_CANNOT;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		fail("\"%s\" is not a directory", dir);
+
+	buffer_puts(&manifest, prisma ? "{\"format\":\"prisma\",\"files\":{" : "{\"format\":\"drizzle\",\"files\":{");
+	if (prisma)
+		add_prisma_files(&manifest, &nfiles, dir);
+	else
+		add_drizzle_files(&manifest, &nfiles, dir);
+	buffer_puts(&manifest, "}}");
+	if (nfiles == 0)
+		fail("\"%s\" holds no migration files (%s)", dir,
+			 prisma ? "NAME/migration.sql" : "meta/_journal.json, meta/NAME.json, *.sql");
+
+	{
+		/* As psql -d: a database name, a connection string or a URI. */
+		const char *keywords[] = {"dbname", "fallback_application_name", NULL};
+		const char *values[] = {conninfo, progname, NULL};
+
+		conn = PQconnectdbParams(keywords, values, 1);
+	}
+	if (PQstatus(conn) != CONNECTION_OK)
+		fail("%s", pq_message(conn));
+	/* The files are UTF-8, as the migrators read them. */
+	if (PQsetClientEncoding(conn, "UTF8") != 0)
+		fail("%s", pq_message(conn));
+
+	params[0] = manifest.data;
+	params[1] = table;
+	res = PQexecParams(conn,
+					   "SELECT severity, code, migration, detail, fix "
+					   "FROM domi.lineage_check($1::jsonb, $2::regclass)",
+					   2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		if (sqlstate && (strcmp(sqlstate, "3F000") == 0 || strcmp(sqlstate, "42883") == 0))
+			fail("the domi extension is not installed in this database (CREATE EXTENSION domi): %s",
+				 pq_message(conn));
+		fail("%s", pq_message(conn));
+	}
+	errors = print_findings(res, dir);
+	PQclear(res);
+	PQfinish(conn);
+	free(manifest.data);
+	return errors > 0 ? EXIT_FINDINGS : EXIT_CLEAN;
+}

@@ -1,0 +1,301 @@
+/*
+ * lineage_snapshot.c
+ *		Reads "id", "prevId" and "version" of a drizzle-kit snapshot without
+ *		building it.
+ *
+ * Snapshots are most of a manifest (each holds the whole schema), and most
+ * need nothing but those three members.  The text is first validated by
+ * PostgreSQL's JSON lexer without decoding escapes (the cheapest complete
+ * check); then, since it is valid JSON, a walk over the top level finds the
+ * three members with no grammar to check.  drizzle-kit writes them first,
+ * so the walk usually stops after three.  A key or wanted value with an
+ * escape in it takes the slow path: the parser again, escapes decoded.
+ *
+ * \u0000 is valid JSON (Node reads it) but no PostgreSQL text: it does not
+ * make a snapshot malformed unless it is in one of the three members.
+ */
+#include "postgres.h"
+
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/memutils.h"
+
+#include "lineage.h"
+
+/* The parser's callbacks for lineage_read_snapshot_header. */
+typedef struct HeaderParse
+{
+	SnapshotHeader *header;
+	int			depth;			/* of objects and arrays */
+	bool		root_is_object;
+	char	  **member;			/* where the current top-level string goes */
+} HeaderParse;
+
+static void
+header_nest(void *state)
+{
+	HeaderParse *parse = state;
+
+	parse->depth++;
+}
+
+static void
+header_object_start(void *state)
+{
+	HeaderParse *parse = state;
+
+	if (parse->depth == 0)
+		parse->root_is_object = true;
+	parse->depth++;
+}
+
+static void
+header_unnest(void *state)
+{
+	HeaderParse *parse = state;
+
+	parse->depth--;
+}
+
+static void
+header_field(void *state, char *fname, bool isnull)
+{
+	HeaderParse *parse = state;
+
+	parse->member = NULL;
+	if (parse->depth != 1)
+		return;
+	if (strcmp(fname, "id") == 0)
+		parse->member = &parse->header->id;
+	else if (strcmp(fname, "prevId") == 0)
+		parse->member = &parse->header->prev_id;
+	else if (strcmp(fname, "version") == 0)
+		parse->member = &parse->header->version;
+}
+
+static void
+header_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	HeaderParse *parse = state;
+
+	if (parse->depth == 1 && parse->member && tokentype == JSON_TOKEN_STRING)
+		*parse->member = token;
+	parse->member = NULL;
+}
+
+/* A copy in the caller's context of what the parse left in scratch memory */
+static char *
+copy_out(MemoryContext caller, const char *value)
+{
+	return value ? MemoryContextStrdup(caller, value) : NULL;
+}
+
+/*
+ * The slow path: PostgreSQL's parser with escapes decoded, callbacks keeping
+ * the three members.  In scratch, which the caller resets.
+ */
+static bool
+parse_header(const char *text, int len, SnapshotHeader *header,
+			 char **problem, MemoryContext caller)
+{
+	JsonLexContext *lex;
+	JsonParseErrorType result;
+	SnapshotHeader found = {NULL, NULL, NULL};
+	HeaderParse parse = {&found, 0, false, NULL};
+	JsonSemAction sem = {0};
+
+	sem.semstate = &parse;
+	sem.object_start = header_object_start;
+	sem.object_end = header_unnest;
+	sem.array_start = header_nest;
+	sem.array_end = header_unnest;
+	sem.object_field_start = header_field;
+	sem.scalar = header_scalar;
+
+	lex = makeJsonLexContextCstringLen(unconstify(char *, text), len,
+									   GetDatabaseEncoding(), true);
+	result = pg_parse_json(lex, &sem);
+	*problem = NULL;			/* valid JSON but not an object: no problem text */
+	if (result != JSON_SUCCESS)
+		*problem = copy_out(caller, json_errdetail(result, lex));
+	header->id = copy_out(caller, found.id);
+	header->prev_id = copy_out(caller, found.prev_id);
+	header->version = copy_out(caller, found.version);
+	return result == JSON_SUCCESS && parse.root_is_object;
+}
+
+
+/* A position in valid JSON text; end guards every step all the same. */
+typedef struct Scan
+{
+	const char *p;
+	const char *end;
+} Scan;
+
+static inline void
+skip_space(Scan *s)
+{
+	while (s->p < s->end &&
+		   (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* At a quote: moves past the closing one; false when it did not find it. */
+static bool
+scan_string(Scan *s, const char **start, int *len, bool *escaped)
+{
+	*start = ++s->p;
+	*escaped = false;
+	while (s->p < s->end && *s->p != '"')
+	{
+		if (*s->p == '\\')
+		{
+			*escaped = true;
+			s->p++;
+		}
+		s->p++;
+	}
+	if (s->p >= s->end)
+		return false;
+	*len = (int) (s->p - *start);
+	s->p++;
+	return true;
+}
+
+/* Moves past one value: a string, a scalar, or a nested object or array. */
+static bool
+skip_value(Scan *s)
+{
+	int			depth = 0;
+
+	while (s->p < s->end)
+	{
+		char		c = *s->p;
+
+		if (c == '"')
+		{
+			const char *start;
+			int			len;
+			bool		escaped;
+
+			if (!scan_string(s, &start, &len, &escaped))
+				return false;
+			if (depth == 0)
+				return true;
+			continue;
+		}
+		if (depth == 0 && (c == ',' || c == '}' || c == ']' || c == ' ' ||
+						   c == '\t' || c == '\n' || c == '\r'))
+			return true;		/* the end of a number, true, false or null */
+		if (c == '{' || c == '[')
+			depth++;
+		else if ((c == '}' || c == ']') && --depth == 0)
+		{
+			s->p++;
+			return true;
+		}
+		s->p++;
+	}
+	return false;
+}
+
+typedef enum WalkResult
+{
+	WALK_FOUND,					/* the members were read (or are absent) */
+	WALK_NOT_OBJECT,
+	WALK_SLOW_PATH				/* an escape, or text the walk cannot follow */
+} WalkResult;
+
+static WalkResult
+walk_header(const char *text, int len, SnapshotHeader *header)
+{
+	Scan		s = {text, text + len};
+	int			wanted = 3;
+
+	skip_space(&s);
+	if (s.p >= s.end || *s.p != '{')
+		return WALK_NOT_OBJECT;
+	s.p++;
+	while (wanted > 0)
+	{
+		const char *key;
+		int			keylen;
+		bool		escaped;
+		char	  **member = NULL;
+
+		skip_space(&s);
+		if (s.p < s.end && *s.p == '}')
+			break;
+		if (s.p >= s.end || *s.p != '"' || !scan_string(&s, &key, &keylen, &escaped) || escaped)
+			return WALK_SLOW_PATH;
+		skip_space(&s);
+		if (s.p >= s.end || *s.p != ':')
+			return WALK_SLOW_PATH;
+		s.p++;
+		skip_space(&s);
+
+		if (keylen == 2 && memcmp(key, "id", 2) == 0)
+			member = &header->id;
+		else if (keylen == 6 && memcmp(key, "prevId", 6) == 0)
+			member = &header->prev_id;
+		else if (keylen == 7 && memcmp(key, "version", 7) == 0)
+			member = &header->version;
+
+		if (member && s.p < s.end && *s.p == '"')
+		{
+			const char *value;
+			int			valuelen;
+
+			if (!scan_string(&s, &value, &valuelen, &escaped) || escaped)
+				return WALK_SLOW_PATH;
+			*member = pnstrdup(value, valuelen);
+		}
+		else if (!skip_value(&s))
+			return WALK_SLOW_PATH;
+		if (member)
+			wanted--;
+		skip_space(&s);
+		if (s.p < s.end && *s.p == ',')
+			s.p++;
+	}
+	return WALK_FOUND;
+}
+
+bool
+lineage_read_snapshot_header(const char *text, int len, SnapshotHeader *header,
+							 char **problem, MemoryContext scratch)
+{
+	MemoryContext caller = MemoryContextSwitchTo(scratch);
+	JsonLexContext *lex;
+	JsonParseErrorType result;
+	WalkResult walk;
+	bool		ok;
+
+	memset(header, 0, sizeof(SnapshotHeader));
+	*problem = NULL;
+	lex = makeJsonLexContextCstringLen(unconstify(char *, text), len,
+									   GetDatabaseEncoding(), false);
+	result = pg_parse_json(lex, &nullSemAction);
+	MemoryContextSwitchTo(caller);
+	if (result != JSON_SUCCESS)
+	{
+		*problem = pstrdup(json_errdetail(result, lex));
+		MemoryContextReset(scratch);
+		return false;
+	}
+
+	walk = walk_header(text, len, header);
+	if (walk == WALK_FOUND)
+		ok = true;
+	else if (walk == WALK_NOT_OBJECT)
+		ok = false;
+	else
+	{
+		memset(header, 0, sizeof(SnapshotHeader));
+		MemoryContextSwitchTo(scratch);
+		ok = parse_header(text, len, header, problem, caller);
+		MemoryContextSwitchTo(caller);
+	}
+	MemoryContextReset(scratch);
+	return ok;
+}

@@ -1,0 +1,280 @@
+// domi-lineage, the client, against the drizzle-kit fixtures applied with
+// the real "drizzle-kit migrate", edited the way each scenario says; and
+// against a hand-made Prisma folder.  Checks what it prints and its exit
+// status: 0 no error-level finding, 1 at least one, 2 could not check.
+//
+// Needs: PG* variables for a server with domi installed, DOMI_LINEAGE (the
+// built client), and this folder's packages (npm ci).  scripts/test
+// (suite "lineage") sets all of it up.
+'use strict';
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { Client } = require('pg');
+
+const CLIENT = process.env.DOMI_LINEAGE;
+const HERE = __dirname;
+const WORK = 'work';			// relative: drizzle-kit prefixes "./" to its out folder
+
+let dbCounter = 0;
+
+async function sql(database, text, params) {
+  const client = new Client({ database });
+  await client.connect();
+  try {
+    return await client.query(text, params);
+  } finally {
+    await client.end();
+  }
+}
+
+// A fresh database with domi, and a copy of a fixture folder to edit.
+async function scenario(fixture) {
+  const database = `lineage_${process.pid}_${++dbCounter}`;
+  await sql('postgres', `CREATE DATABASE ${database}`);
+  await sql(database, 'CREATE EXTENSION domi');
+  const dir = path.join(WORK, database);
+  fs.rmSync(path.join(HERE, dir), { recursive: true, force: true });
+  if (fixture) fs.cpSync(path.join(HERE, 'fixtures', fixture), path.join(HERE, dir), { recursive: true });
+  return { database, dir, abs: path.join(HERE, dir) };
+}
+
+function run(cmd, args, env) {
+  const r = spawnSync(cmd, args, { cwd: HERE, encoding: 'utf8', env: { ...process.env, ...env } });
+  if (r.error) throw r.error;
+  return r;
+}
+
+// drizzle-kit migrate with drizzle.config.ts, for one folder and database.
+function migrate(s, extraEnv = {}) {
+  const r = run('npx', ['--no-install', 'drizzle-kit', 'migrate'],
+    { DOMI_MIGRATIONS: s.dir, PGDATABASE: s.database, ...extraEnv });
+  assert.equal(r.status, 0, `drizzle-kit migrate failed:\n${r.stdout}\n${r.stderr}`);
+  return r;
+}
+
+// domi-lineage; returns its status, finding lines (parsed) and output.
+function lineage(s, args = [], env = {}) {
+  const r = run(CLIENT, [...args, s.abs ?? s], { PGDATABASE: s.database, ...env });
+  const lines = r.stdout.split('\n').filter((l) => l !== '');
+  const findings = [];
+  for (const line of lines.slice(0, -1)) {
+    const m = /^(error|warning|info): ([a-z_]+): (?:([^ :]+): )?(.*)$/.exec(line);
+    assert.ok(m, `finding line in the expected form: ${line}`);
+    findings.push({ severity: m[1], code: m[2], migration: m[3], text: m[4], line });
+  }
+  return { status: r.status, findings, stdout: r.stdout, stderr: r.stderr, summary: lines[lines.length - 1] };
+}
+
+const codes = (result) => result.findings.map((f) => `${f.severity} ${f.code} ${f.migration ?? '-'}`);
+const readJson = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
+const writeJson = (file, value) => fs.writeFileSync(file, JSON.stringify(value, null, 2));
+
+test('clean folder: exit 0 before and after drizzle-kit migrate', async () => {
+  const s = await scenario('clean');
+  let r = lineage(s);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.deepEqual(codes(r), ['info no_migrations_table -']);
+  assert.match(r.summary, /^domi-lineage: 0 errors, 0 warnings, 1 info in /);
+
+  migrate(s);
+  r = lineage(s);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.deepEqual(codes(r), []);
+  assert.match(r.summary, /^domi-lineage: 0 errors, 0 warnings, 0 info in /);
+});
+
+test('placeholder applied, then edited: applied_placeholder, and the SQL really never runs', async () => {
+  const s = await scenario('placeholder');
+  let r = lineage(s);
+  assert.equal(r.status, 0);
+  assert.deepEqual(codes(r), ['warning custom_migration_empty 0001_seed', 'info no_migrations_table -']);
+
+  migrate(s);
+  r = lineage(s);
+  assert.equal(r.status, 0, 'the placeholder as applied matches its record');
+  assert.deepEqual(codes(r), ['warning custom_migration_applied_empty 0001_seed']);
+
+  fs.appendFileSync(path.join(s.abs, '0001_seed.sql'), "\nINSERT INTO users (name) VALUES ('admin');\n");
+  r = lineage(s);
+  assert.equal(r.status, 1, r.stdout);
+  assert.deepEqual(codes(r), ['error applied_placeholder 0001_seed']);
+  assert.match(r.findings[0].text, /recorded 0001_seed\.sql while it was still drizzle-kit's --custom placeholder.* Fix: Move the SQL of 0001_seed\.sql into a new migration/);
+
+  // The migrator agrees that there is nothing to do: the insert never runs.
+  migrate(s);
+  const { rows } = await sql(s.database, 'SELECT count(*)::int AS n FROM users');
+  assert.equal(rows[0].n, 0, 'drizzle-kit migrate did not run the edited placeholder');
+});
+
+test('parallel branches merged: collision and stale custom snapshot, fixed as the findings say', async () => {
+  const s = await scenario('collision');
+  migrate(s);
+  let r = lineage(s);
+  assert.equal(r.status, 1, r.stdout);
+  assert.deepEqual(codes(r), ['error snapshot_prev_collision 0003_backfill', 'error custom_snapshot_stale 0003_backfill']);
+
+  const meta = path.join(s.abs, 'meta');
+  const ids = Object.fromEntries(['0001', '0002', '0003'].map((n) => [n, readJson(path.join(meta, `${n}_snapshot.json`)).id]));
+  // Every child and the real parent named, and the exact prevId to set.
+  assert.match(r.findings[0].text, new RegExp(`meta/0002_snapshot\\.json \\(0002_user_email\\) and meta/0003_snapshot\\.json \\(0003_backfill\\) both have prevId "${ids['0001']}", the id of meta/0001_snapshot\\.json \\(0001_posts\\)`));
+  const fix = /Fix: Set prevId of (meta\/\d+_snapshot\.json) to "([0-9a-f-]+)" \(the id of (meta\/\d+_snapshot\.json)\)/.exec(r.findings[0].text);
+  assert.ok(fix, r.findings[0].text);
+  assert.deepEqual([fix[1], fix[2], fix[3]], ['meta/0003_snapshot.json', ids['0002'], 'meta/0002_snapshot.json']);
+  assert.match(r.findings[1].text, /differs: column public\.users\.email \(only in meta\/0002_snapshot\.json\)/);
+
+  // drizzle-kit itself refuses too (naming a wrong parent file).
+  const check = () => run('npx', ['--no-install', 'drizzle-kit', 'check', '--dialect=postgresql', `--out=${s.dir}`]);
+  assert.notEqual(check().status, 0, 'drizzle-kit check sees the collision');
+
+  // The fixes, as written: prevId, then the parent's tables.
+  const child = readJson(path.join(s.abs, fix[1]));
+  child.prevId = fix[2];
+  writeJson(path.join(s.abs, fix[1]), child);
+  r = lineage(s);
+  assert.deepEqual(codes(r), ['error custom_snapshot_stale 0003_backfill']);
+  assert.equal(check().status, 0, 'drizzle-kit check is happy with the re-chained snapshots');
+
+  child.tables = readJson(path.join(meta, '0002_snapshot.json')).tables;
+  writeJson(path.join(s.abs, fix[1]), child);
+  r = lineage(s);
+  assert.equal(r.status, 0, r.stdout);
+  assert.deepEqual(codes(r), []);
+});
+
+test('a merged migration with an earlier "when": drizzle-kit migrate skips it, domi-lineage says so', async () => {
+  const s = await scenario('skipped/before');
+  migrate(s);
+  assert.equal(lineage(s).status, 0);
+
+  // The merge lands: the branch's 0002_tags, generated before 0001_comments.
+  fs.rmSync(s.abs, { recursive: true });
+  fs.cpSync(path.join(HERE, 'fixtures/skipped/after'), s.abs, { recursive: true });
+  let r = lineage(s);
+  assert.equal(r.status, 1);
+  assert.deepEqual(codes(r), ['error journal_when_not_increasing 0002_tags', 'error pending_skipped_by_migrator 0002_tags']);
+
+  // Really skipped: migrate succeeds and creates nothing.
+  migrate(s);
+  const exists = async () => (await sql(s.database, "SELECT to_regclass('public.tags') IS NOT NULL AS e")).rows[0].e;
+  assert.equal(await exists(), false, 'drizzle-kit migrate skipped 0002_tags without a word');
+  assert.deepEqual(codes(lineage(s)), codes(r));
+
+  // The fix, as written, and the migrator runs it.
+  const fix = /Fix: Set "when" of 0002_tags in meta\/_journal\.json to (\d+) or later\.$/.exec(r.findings[1].text);
+  assert.ok(fix, r.findings[1].text);
+  const journal = readJson(path.join(s.abs, 'meta/_journal.json'));
+  journal.entries[2].when = Number(fix[1]);
+  writeJson(path.join(s.abs, 'meta/_journal.json'), journal);
+  r = lineage(s);
+  assert.equal(r.status, 0, r.stdout);
+  assert.deepEqual(codes(r), ['info pending 0002_tags']);
+  migrate(s);
+  assert.equal(await exists(), true, 'after the fix drizzle-kit migrate runs 0002_tags');
+  assert.deepEqual(codes(lineage(s)), []);
+});
+
+test('edited after it ran, and a row applied from elsewhere', async () => {
+  const s = await scenario('clean');
+  migrate(s);
+  await sql(s.database, "INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ($1, 1700000000000)",
+    [crypto.createHash('sha256').update('ALTER TABLE users ADD COLUMN hotfix int;').digest('hex')]);
+  let r = lineage(s);
+  assert.equal(r.status, 0, 'a warning alone does not fail the check');
+  assert.deepEqual(codes(r), ['warning applied_unknown -']);
+
+  fs.appendFileSync(path.join(s.abs, '0001_posts.sql'), '\nCREATE INDEX ON posts (title);');
+  r = lineage(s);
+  assert.equal(r.status, 1);
+  assert.deepEqual(codes(r), ['error applied_hash_mismatch 0001_posts', 'warning applied_unknown -']);
+});
+
+test('--migrations-table: drizzle-kit configured with another table', async () => {
+  const s = await scenario('clean');
+  migrate(s, { DOMI_MIGRATIONS_TABLE: 'app_migrations', DOMI_MIGRATIONS_SCHEMA: 'public' });
+  assert.deepEqual(codes(lineage(s)), ['info no_migrations_table -']);
+  fs.appendFileSync(path.join(s.abs, '0000_init.sql'), '\n-- edited');
+  const r = lineage(s, ['--migrations-table', 'public.app_migrations']);
+  assert.equal(r.status, 1);
+  assert.deepEqual(codes(r), ['error applied_hash_mismatch 0000_init']);
+});
+
+test('exit 2 when it cannot check', async () => {
+  const s = await scenario('clean');
+  const cases = [
+    [[], {}, /Usage: domi-lineage/],
+    [['--no-such-option', s.abs], {}, /Usage: domi-lineage/],
+    [[path.join(s.abs, 'missing')], {}, /could not check: ".*missing" is not a directory/],
+    [[path.join(s.abs, 'meta', '..', '..')], {}, /holds no migration files/],
+    [[s.abs], { PGPORT: '1' }, /could not check: .*(connect|connection)/],
+    [['--migrations-table', 'no_such_table', s.abs], {}, /could not check: .*no_such_table.* does not exist/],
+    [[s.abs], { PGDATABASE: 'postgres' }, /the domi extension is not installed in this database/],
+    [['-d', 'dbname=no_such_database', s.abs], {}, /could not check: .*no_such_database/],
+  ];
+  for (const [args, env, expected] of cases) {
+    const r = run(CLIENT, args, { PGDATABASE: s.database, ...env });
+    assert.equal(r.status, 2, `exit 2 for ${JSON.stringify(args)} ${JSON.stringify(env)}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, expected);
+    assert.equal(r.stdout, '', 'nothing on stdout when it could not check');
+  }
+  // -d with a connection string reaches the right database.
+  const r = run(CLIENT, ['-d', `dbname=${s.database}`, s.abs], { PGDATABASE: 'postgres' });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+// Prisma: the CLI needs its engines from the internet, so the folder is
+// hand-made and applied here as "prisma migrate deploy" does: the SQL, and a
+// row with the sha256 of migration.sql.
+const PRISMA_DDL = `CREATE TABLE "_prisma_migrations" (
+  "id" VARCHAR(36) NOT NULL,
+  "checksum" VARCHAR(64) NOT NULL,
+  "finished_at" TIMESTAMPTZ,
+  "migration_name" VARCHAR(255) NOT NULL,
+  "logs" TEXT,
+  "rolled_back_at" TIMESTAMPTZ,
+  "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
+  "applied_steps_count" INTEGER NOT NULL DEFAULT 0,
+  CONSTRAINT "_prisma_migrations_pkey" PRIMARY KEY ("id")
+)`;
+
+async function prismaDeploy(s, names) {
+  await sql(s.database, PRISMA_DDL);
+  for (const name of names) {
+    const script = fs.readFileSync(path.join(s.abs, name, 'migration.sql'), 'utf8');
+    await sql(s.database, script);
+    await sql(s.database, `INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, applied_steps_count)
+      VALUES ($1, $2, now(), $3, 1)`, [crypto.randomUUID(), crypto.createHash('sha256').update(script).digest('hex'), name]);
+  }
+}
+
+test('Prisma: clean, CRLF checkout, failed migration, edited, missing locally', async () => {
+  const s = await scenario(null);
+  fs.cpSync(path.join(HERE, 'prisma/migrations'), s.abs, { recursive: true });
+  const names = fs.readdirSync(s.abs).filter((n) => n !== 'migration_lock.toml').sort();
+  await prismaDeploy(s, names.slice(0, 2));
+  let r = lineage(s, ['--prisma']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.deepEqual(codes(r), [`info pending ${names[2]}`]);
+
+  // A checkout with CRLF line endings still matches.
+  const first = path.join(s.abs, names[0], 'migration.sql');
+  fs.writeFileSync(first, fs.readFileSync(first, 'utf8').replace(/\n/g, '\r\n'));
+  assert.deepEqual(codes(lineage(s, ['--prisma'])), [`info pending ${names[2]}`]);
+
+  // The third started and failed; the second was edited; a fourth ran
+  // elsewhere.
+  await sql(s.database, `INSERT INTO _prisma_migrations (id, checksum, migration_name) VALUES ('f1', $1, $2)`, ['0'.repeat(64), names[2]]);
+  await sql(s.database, `INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name) VALUES ('e1', $1, now(), '20990101000000_elsewhere')`, ['1'.repeat(64)]);
+  fs.appendFileSync(path.join(s.abs, names[1], 'migration.sql'), '\n-- edited\n');
+  r = lineage(s, ['--prisma']);
+  assert.equal(r.status, 1);
+  assert.deepEqual(codes(r), [
+    `error prisma_checksum_mismatch ${names[1]}`,
+    `error prisma_failed_migration ${names[2]}`,
+    'error prisma_applied_missing_locally 20990101000000_elsewhere',
+  ]);
+  assert.match(r.findings[1].text, new RegExp(`prisma migrate resolve --rolled-back ${names[2]}`));
+});
