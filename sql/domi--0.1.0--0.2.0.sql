@@ -2,10 +2,93 @@
 \echo Use "ALTER EXTENSION domi UPDATE TO '0.2.0'" to load this file. \quit
 
 -- 0.2.0 adds the keyring, the tenant lookup, the migration-lineage checker
--- and the drop guard.  A fresh CREATE EXTENSION runs domi--0.1.0.sql and
--- then this script (PostgreSQL follows the update chain when no
--- domi--0.2.0.sql exists), so a new install and an upgraded one are the
--- same by construction.  Each feature has its own section below.
+-- and the drop guard, and makes the RLS guard work without preloading.  A
+-- fresh CREATE EXTENSION runs domi--0.1.0.sql and then this script
+-- (PostgreSQL follows the update chain when no domi--0.2.0.sql exists), so
+-- a new install and an upgraded one are the same by construction.  Each
+-- feature has its own section below.
+
+--------------------------------------------------------------------------
+-- Row-level security guard (fix)
+--------------------------------------------------------------------------
+
+-- In 0.1.0 the guard read domi.rls_guard before anything had loaded domi's
+-- library, so without shared_preload_libraries the first CREATE TABLE of a
+-- session failed with "unrecognized configuration parameter".  Calling one
+-- of domi's C functions loads the library and defines its settings (a value
+-- set earlier in the session is kept and checked then).  The rest of the
+-- function is unchanged.
+CREATE OR REPLACE FUNCTION domi._rls_guard() RETURNS event_trigger
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	mode text;
+	col name;
+	r record;
+	parent_state jsonb;
+BEGIN
+	-- Load domi's library first: it defines the settings read below.
+	PERFORM domi.current_tenant();
+	mode := pg_catalog.current_setting('domi.rls_guard');
+	col := pg_catalog.current_setting('domi.tenant_column');
+	IF mode = 'off' THEN
+		RETURN;
+	END IF;
+	FOR r IN
+		SELECT DISTINCT c.oid::pg_catalog.regclass AS tbl, c.relkind, c.relispartition,
+				c.relrowsecurity,
+				EXISTS (SELECT FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid) AS has_policy,
+				EXISTS (SELECT FROM domi._tenant_tables(col) t WHERE t.relid = c.oid) AS has_column
+			FROM pg_catalog.pg_event_trigger_ddl_commands() cmd
+			JOIN pg_catalog.pg_class c ON c.oid = cmd.objid
+			JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE cmd.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+				AND cmd.command_tag IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+				AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+				AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'domi')
+				AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+					WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+						AND d.objid = c.oid AND d.deptype = 'e')
+			ORDER BY 1
+	LOOP
+		-- A partition of a table with domi's policy.
+		IF r.relispartition AND domi._tenant_policy_state(r.tbl) IS NULL THEN
+			SELECT domi._tenant_policy_state(a.relid) INTO parent_state
+				FROM pg_catalog.pg_partition_ancestors(r.tbl) a(relid)
+				WHERE a.relid <> r.tbl AND domi._tenant_policy_state(a.relid) IS NOT NULL
+				LIMIT 1;
+			IF parent_state IS NOT NULL THEN
+				PERFORM domi.enable_tenant_rls(r.tbl, coalesce(parent_state ->> 'tenant_column', col));
+				CONTINUE;
+			END IF;
+		END IF;
+		-- Partitions attached to a table with domi's policy.
+		IF r.relkind = 'p' AND domi._tenant_policy_state(r.tbl) IS NOT NULL
+			AND EXISTS (SELECT FROM pg_catalog.pg_partition_tree(r.tbl) pt
+				WHERE pt.relid <> r.tbl AND domi._tenant_policy_state(pt.relid) IS NULL) THEN
+			PERFORM domi.enable_tenant_rls(r.tbl,
+				coalesce(domi._tenant_policy_state(r.tbl) ->> 'tenant_column', col));
+			CONTINUE;
+		END IF;
+		IF NOT r.has_column OR (r.relrowsecurity AND r.has_policy) THEN
+			CONTINUE;
+		END IF;
+		IF mode = 'enable' THEN
+			PERFORM domi.enable_tenant_rls(r.tbl, col);
+			RAISE NOTICE 'tenant row level security installed on table "%"', r.tbl;
+		ELSIF mode = 'error' THEN
+			RAISE EXCEPTION 'table "%" has a tenant column "%" but no tenant row level security', r.tbl, col
+				USING ERRCODE = 'invalid_table_definition',
+					DETAIL = 'domi.rls_guard is "error".',
+					HINT = pg_catalog.format('Set domi.rls_guard to "enable" to install it with the table, or in one transaction SET LOCAL domi.rls_guard = off, create the table and run SELECT domi.enable_tenant_rls(%L).', r.tbl::text);
+		ELSE
+			RAISE WARNING 'table "%" has a tenant column "%" but no tenant row level security', r.tbl, col
+				USING HINT = pg_catalog.format('SELECT domi.enable_tenant_rls(%L);', r.tbl::text);
+		END IF;
+	END LOOP;
+END;
+$$;
 
 --------------------------------------------------------------------------
 -- Keyring (src/keyring.c, src/rekey.c)
