@@ -110,6 +110,7 @@ typedef struct TenancyConfig
 typedef struct ResolvedColumns
 {
 	AttrNumber	user_attnum;
+	Oid			user_collation;	/* the user column's: its "=" */
 	AttrNumber	tenant_attnum;
 	AttrNumber	order_attnum;	/* 0: no order column */
 	FormData_pg_attribute tenants_id;	/* only with a tenants table */
@@ -124,6 +125,7 @@ typedef struct TenancyState
 	Oid			memberships;
 	Oid			tenants;
 	/* for bootstrap_tenant, which builds its INSERT per call */
+	Oid			user_collation; /* the user column's, for the lock's hash */
 	AttrNumber	tenants_id_attnum;
 	bool		tenants_id_has_default;
 	char	   *tenants_name;	/* quoted and qualified */
@@ -358,6 +360,7 @@ check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
 	att = resolve_column(cfg->memberships, &cfg->user_column, "user id");
 	require_column_type(cfg->memberships, &att, is_text_like(att.atttypid), "text or varchar");
 	resolved->user_attnum = att.attnum;
+	resolved->user_collation = att.attcollation;
 	att = resolve_column(cfg->memberships, &cfg->tenant_column, "tenant id");
 	require_column_type(cfg->memberships, &att, getBaseType(att.atttypid) == UUIDOID, "uuid");
 	resolved->tenant_attnum = att.attnum;
@@ -390,11 +393,23 @@ check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
  * ---------------------------------------------------------------------
  */
 
+/*
+ * The quoted, schema-qualified name of a configured table.  The catalogs
+ * were checked a moment ago, but a concurrent DROP may have been processed
+ * since (a lock taken in between reads pending invalidations): an error,
+ * not a NULL name.
+ */
 static char *
 qualified_relation_name(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname = relname ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+	if (relname == NULL || nspname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("a configured table was dropped concurrently")));
+	return quote_qualified_identifier(nspname, relname);
 }
 
 static SPIPlanPtr
@@ -573,6 +588,7 @@ build_state(void)
 		state.tenants_name = qualified_relation_name(cfg.tenants);
 		state.tenants_id_column = pstrdup(quote_identifier(NameStr(cfg.tenants_id_column)));
 		MemoryContextSwitchTo(old);
+		state.user_collation = resolved.user_collation;
 		state.tenants_id_attnum = resolved.tenants_id.attnum;
 		state.tenants_id_has_default = resolved.tenants_id.atthasdef ||
 			resolved.tenants_id.attidentity != '\0' || resolved.tenants_id.attgenerated != '\0';
@@ -1293,11 +1309,16 @@ tenant_insert_sql(List *columns)
 /*
  * Serialize bootstrap_tenant calls for one user until the end of the
  * transaction.  Two users whose ids hash alike merely wait for each other.
+ * The hash is taken under the user column's collation: ids that its "="
+ * calls equal are one user, and under a nondeterministic collation
+ * ('Alice' and 'ALICE' case-insensitively) they must hash alike too.  Under
+ * a deterministic collation it is the hash of the bytes, whatever the
+ * collation.
  */
 static void
 lock_user_bootstrap(Datum user_id)
 {
-	int32		hash = DatumGetInt32(DirectFunctionCall1Coll(hashtext, C_COLLATION_OID, user_id));
+	int32		hash = DatumGetInt32(DirectFunctionCall1Coll(hashtext, state.user_collation, user_id));
 
 	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4,
 							   Int32GetDatum(BOOTSTRAP_LOCK_CLASS), Int32GetDatum(hash));
