@@ -1324,6 +1324,22 @@ lock_user_bootstrap(Datum user_id)
 							   Int32GetDatum(BOOTSTRAP_LOCK_CLASS), Int32GetDatum(hash));
 }
 
+/*
+ * An INSERT of one row made no row, or several: a BEFORE trigger that
+ * returned NULL, or a rule.  Then bootstrap_tenant would return a tenant
+ * without the membership (and the next call would make another one): an
+ * error instead, and the transaction's rows go with it.
+ */
+static void
+report_skipped_insert(const char *table, uint64 processed)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the insert into %s made %llu rows instead of one", table,
+					(unsigned long long) processed),
+			 errdetail("A trigger or rule of the table changed the insert of bootstrap_tenant.")));
+}
+
 static void
 insert_tenant(const char *sql, Jsonb *tenant, pg_uuid_t *id)
 {
@@ -1335,8 +1351,10 @@ insert_tenant(const char *sql, Jsonb *tenant, pg_uuid_t *id)
 
 	values[0] = JsonbPGetDatum(tenant);
 	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+	if (rc != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert the tenant: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		report_skipped_insert(state.tenants_name, SPI_processed);
 	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		ereport(ERROR,
@@ -1358,6 +1376,8 @@ insert_membership(Datum user_id, const pg_uuid_t *tenant)
 	rc = SPI_execute_plan(state.add_membership_plan, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not insert the membership: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		report_skipped_insert(qualified_relation_name(state.memberships), SPI_processed);
 }
 
 /*

@@ -295,6 +295,28 @@ SELECT domi.user_tenant('gina') IS NULL AS gina_has_none;
 RESET ROLE;
 SELECT count(*) AS tenants, (SELECT count(*) FROM app.memberships) AS memberships FROM app.tenants;
 
+-- A trigger of the application's that skips the membership's insert, or
+-- the tenant's: an error (55000) rather than a tenant without its
+-- membership, and nothing is left behind.
+CREATE FUNCTION app.skip_row() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE TRIGGER skip_membership BEFORE INSERT ON app.memberships
+	FOR EACH ROW EXECUTE FUNCTION app.skip_row();
+SET ROLE domi_tenancy_app;
+SELECT domi.bootstrap_tenant('hank', '{"name": "Hank"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP TRIGGER skip_membership ON app.memberships;
+CREATE TRIGGER skip_tenant BEFORE INSERT ON app.tenants
+	FOR EACH ROW EXECUTE FUNCTION app.skip_row();
+SET ROLE domi_tenancy_app;
+SELECT domi.bootstrap_tenant('hank', '{"name": "Hank"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP TRIGGER skip_tenant ON app.tenants;
+DROP FUNCTION app.skip_row();
+SELECT count(*) AS hank_tenants, (SELECT count(*) FROM app.memberships WHERE user_id = 'hank') AS hank_memberships
+FROM app.tenants WHERE name = 'Hank';
+
 -- The table renamed: the lookups follow its identity.  A new table under
 -- the old name, with a forged membership, is not read.
 ALTER TABLE app.memberships RENAME TO members;
