@@ -571,11 +571,16 @@ build_state(void)
 	else
 		order_by = pstrdup(tenant_col);
 
-	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 ORDER BY %s LIMIT 1",
-				   tenant_col, members, user_col, order_by);
+	/*
+	 * A row without a tenant is no membership: were it first, the user
+	 * would seem to have none, and bootstrap_tenant would make a new
+	 * tenant at every call.
+	 */
+	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL ORDER BY %s LIMIT 1",
+				   tenant_col, members, user_col, tenant_col, order_by);
 	state.first_plan = prepare_kept(sql, 1, user_arg);
-	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 ORDER BY %s",
-				   tenant_col, members, user_col, order_by);
+	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL ORDER BY %s",
+				   tenant_col, members, user_col, tenant_col, order_by);
 	state.all_plan = prepare_kept(sql, 1, user_arg);
 	sql = psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2 LIMIT 1",
 				   members, user_col, tenant_col);
@@ -732,27 +737,28 @@ typedef struct Lookup
 } Lookup;
 
 /*
- * Take one membership's tenant (NULL if the row has none); true when the
- * lookup needs no more rows.
+ * Take one membership's tenant; true when the lookup needs no more rows.
+ * A row whose tenant is NULL is no membership: skipped (the queries skip
+ * it too).
  */
 static bool
 lookup_take(Lookup *lookup, const pg_uuid_t *tenant)
 {
+	if (tenant == NULL)
+		return false;
 	switch (lookup->goal)
 	{
 		case LOOKUP_FIRST:
-			lookup->found = tenant != NULL;
-			if (tenant)
-				lookup->result = *tenant;
+			lookup->found = true;
+			lookup->result = *tenant;
 			return true;
 		case LOOKUP_TENANT:
-			lookup->found = tenant != NULL &&
-				memcmp(tenant->data, lookup->tenant->data, UUID_LEN) == 0;
+			lookup->found = memcmp(tenant->data, lookup->tenant->data, UUID_LEN) == 0;
 			return lookup->found;
 		case LOOKUP_ALL:
 			{
-				Datum		value = tenant ? UUIDPGetDatum(tenant) : (Datum) 0;
-				bool		isnull = tenant == NULL;
+				Datum		value = UUIDPGetDatum(tenant);
+				bool		isnull = false;
 
 				tuplestore_putvalues(lookup->store, lookup->store_desc, &value, &isnull);
 				lookup->found = true;

@@ -476,8 +476,9 @@ SELECT domi.bootstrap_tenant('yann');
 RESET ROLE;
 
 -- The index path against the plain query, on random memberships (a varchar
--- user column; ties on the order column, NULL orders and tenants, repeated
--- memberships): the answers of all three lookups for every user, compared
+-- user column; ties on the order column, NULL orders, rows without a
+-- tenant, which are no memberships, repeated memberships): the answers of
+-- all three lookups for every user, compared
 -- with those of queries that read the table without any index.  Without
 -- the index (the kept plans answer), with it, inside a transaction that
 -- deletes and updates rows (HOT updates and others, user ids changed),
@@ -502,7 +503,7 @@ SELECT domi.configure_tenancy('app.rand_members');
 CREATE FUNCTION pg_temp.query_all(u text) RETURNS uuid[] LANGUAGE sql STABLE
 	SET enable_indexscan = off SET enable_indexonlyscan = off SET enable_bitmapscan = off
 	AS $$SELECT array_agg(tenant_id ORDER BY created_at, tenant_id) FROM app.rand_members
-		WHERE user_id = u$$;
+		WHERE user_id = u AND tenant_id IS NOT NULL$$;
 CREATE FUNCTION pg_temp.lookup_all(u text) RETURNS uuid[] LANGUAGE sql STABLE
 	AS $$SELECT array_agg(t ORDER BY n) FROM domi.user_tenants(u) WITH ORDINALITY x(t, n)$$;
 -- users: all of the table's, and one with none
@@ -580,6 +581,21 @@ INSERT INTO app.ranked_members VALUES
 SELECT domi.configure_tenancy('app.ranked_members', order_column => 'rank');
 SELECT domi.user_tenant('alice') AS alice_first,
 	(SELECT tenant_id FROM app.ranked_members WHERE user_id = 'alice' ORDER BY rank, tenant_id LIMIT 1) AS query_first;
+-- A row without a tenant is no membership: the lookups skip it, and
+-- bootstrap_tenant makes one tenant for that user, once (the row sorts
+-- first: taken for the first membership, it would make the user seem to
+-- have none, and a new tenant at every call).
+SELECT domi.configure_tenancy('app.ranked_members', order_column => 'rank',
+	tenants => 'app.orgs', tenants_id_column => 'org');
+INSERT INTO app.ranked_members VALUES ('nina', NULL, 'a'), ('alice', NULL, 'a');
+SET ROLE domi_tenancy_app;
+SELECT domi.user_tenant('nina') IS NULL AS nina_none, domi.user_tenant('alice') AS alice_first,
+	(SELECT array_agg(t) FROM domi.user_tenants('alice') t) AS alice_all;
+SELECT domi.bootstrap_tenant('nina', '{"title": "Nina"}') AS nina_tenant \gset
+SELECT domi.bootstrap_tenant('nina', '{"title": "Nina again"}') = :'nina_tenant' AS same_tenant,
+	domi.user_tenant('nina') = :'nina_tenant' AS nina_bootstrapped;
+RESET ROLE;
+SELECT count(*) AS nina_tenants FROM app.orgs WHERE title LIKE 'Nina%';
 DROP TABLE app.ranked_members;
 SELECT domi.configure_tenancy('app.memberships');
 
