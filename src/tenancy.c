@@ -1211,16 +1211,23 @@ domi_enter_tenant(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
+/* A column the tenant object sets: its quoted name, its qualified type. */
+typedef struct TenantColumn
+{
+	char	   *name;
+	char	   *type;
+} TenantColumn;
+
 /*
  * A key of the tenant jsonb names a column to set.  It must be a user
  * column of the tenants table that an INSERT may set, and not the id:
  * the id of a new tenant is always new (its default, or a random uuid), so
- * that no caller can make a membership in an existing tenant.  Returns the
- * column's quoted name.
+ * that no caller can make a membership in an existing tenant.
  */
-static char *
+static TenantColumn *
 checked_tenant_column(const char *key, int len)
 {
+	TenantColumn *column = palloc(sizeof(TenantColumn));
 	NameData	name;
 	HeapTuple	tuple;
 	Form_pg_attribute att;
@@ -1248,11 +1255,15 @@ checked_tenant_column(const char *key, int len)
 				 att->attnum == state.tenants_id_attnum ?
 				 errdetail("A new tenant always gets a new id.") :
 				 errdetail("It is a system, generated or identity column.")));
+	column->name = pstrdup(quote_identifier(NameStr(name)));
+	/* schema-qualified, with its typmod: varchar(40) stays varchar(40) */
+	column->type = format_type_extended(att->atttypid, att->atttypmod,
+										FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
 	ReleaseSysCache(tuple);
-	return pstrdup(quote_identifier(NameStr(name)));
+	return column;
 }
 
-/* The quoted names of the columns the tenant object sets, checked. */
+/* The columns the tenant object sets (TenantColumn), checked. */
 static List *
 tenant_columns(Jsonb *tenant)
 {
@@ -1277,39 +1288,49 @@ tenant_columns(Jsonb *tenant)
 
 /*
  * INSERT INTO tenants (columns [, id]) SELECT r.columns [, gen_random_uuid()]
- * FROM jsonb_populate_record(NULL::tenants, $1) r RETURNING id: the values
- * typed by the table's own row type, never pasted into the text; every
- * other column gets its default.
+ * FROM jsonb_to_record($1) AS r(column type, ...) RETURNING id: the values
+ * typed by their columns' types, never pasted into the text; every other
+ * column gets its default.  Only the named columns are read from the
+ * object: jsonb_populate_record of the whole row type would read every
+ * other column as a NULL of its type, which a domain that refuses NULL
+ * refuses even where the column has a default.
  */
 static char *
 tenant_insert_sql(List *columns)
 {
 	StringInfoData targets;
 	StringInfoData values;
+	StringInfoData definitions;
 	bool		generate_id = !state.tenants_id_has_default;
 	ListCell   *lc;
 
 	if (columns == NIL && !generate_id)
 		return psprintf("INSERT INTO %s DEFAULT VALUES RETURNING %s",
 						state.tenants_name, state.tenants_id_column);
+	if (columns == NIL)
+		return psprintf("INSERT INTO %s (%s) VALUES (pg_catalog.gen_random_uuid()) RETURNING %s",
+						state.tenants_name, state.tenants_id_column, state.tenants_id_column);
 
 	initStringInfo(&targets);
 	initStringInfo(&values);
+	initStringInfo(&definitions);
 	foreach(lc, columns)
 	{
-		const char *column = lfirst(lc);
+		const TenantColumn *column = lfirst(lc);
+		const char *separator = targets.len > 0 ? ", " : "";
 
-		appendStringInfo(&targets, "%s%s", targets.len > 0 ? ", " : "", column);
-		appendStringInfo(&values, "%sr.%s", values.len > 0 ? ", " : "", column);
+		appendStringInfo(&targets, "%s%s", separator, column->name);
+		appendStringInfo(&values, "%sr.%s", separator, column->name);
+		appendStringInfo(&definitions, "%s%s %s", separator, column->name, column->type);
 	}
 	if (generate_id)
 	{
-		appendStringInfo(&targets, "%s%s", targets.len > 0 ? ", " : "", state.tenants_id_column);
-		appendStringInfo(&values, "%spg_catalog.gen_random_uuid()", values.len > 0 ? ", " : "");
+		appendStringInfo(&targets, ", %s", state.tenants_id_column);
+		appendStringInfoString(&values, ", pg_catalog.gen_random_uuid()");
 	}
-	return psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) r RETURNING %s",
-					state.tenants_name, targets.data, values.data,
-					state.tenants_name, state.tenants_id_column);
+	return psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_to_record($1) AS r(%s) RETURNING %s",
+					state.tenants_name, targets.data, values.data, definitions.data,
+					state.tenants_id_column);
 }
 
 /*

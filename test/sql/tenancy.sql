@@ -214,6 +214,9 @@ CREATE FUNCTION evil.gen_random_uuid() RETURNS uuid
 	LANGUAGE sql AS $$SELECT 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa'::uuid$$;
 CREATE FUNCTION evil.jsonb_populate_record(anyelement, jsonb) RETURNS anyelement
 	LANGUAGE sql AS 'SELECT $1';
+CREATE FUNCTION evil.jsonb_to_record(jsonb) RETURNS record
+	LANGUAGE sql AS $$SELECT ROW('Evil')$$;
+CREATE DOMAIN evil.text AS pg_catalog.text CHECK (VALUE = 'never');
 RESET domi.rls_guard;
 SET search_path = evil, app, pg_catalog, public;
 SELECT 'x'::text = 'y'::text AS evil_equals_in_force;
@@ -294,6 +297,26 @@ SELECT domi.bootstrap_tenant(NULL, '{"name": "Nobody"}');
 SELECT domi.user_tenant('gina') IS NULL AS gina_has_none;
 RESET ROLE;
 SELECT count(*) AS tenants, (SELECT count(*) FROM app.memberships) AS memberships FROM app.tenants;
+
+-- The tenant object sets only the columns it names, each typed by its
+-- column (a domain's checks, a varchar's length): a column of a domain
+-- that refuses NULL, left out, keeps its default.
+CREATE DOMAIN app.tier AS text NOT NULL CHECK (VALUE IN ('basic', 'gold'));
+ALTER TABLE app.tenants ADD COLUMN tier app.tier DEFAULT 'basic', ADD COLUMN code varchar(3);
+SET ROLE domi_tenancy_app;
+SELECT domi.bootstrap_tenant('ivan', '{"name": "Ivan"}') IS NOT NULL AS ivan_bootstrapped;
+SELECT domi.bootstrap_tenant('judy', '{"name": "Judy", "tier": "gold", "code": "jdy"}') IS NOT NULL AS judy_bootstrapped;
+SELECT domi.bootstrap_tenant('kim', '{"tier": "platinum"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT domi.bootstrap_tenant('kim', '{"tier": null}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT domi.bootstrap_tenant('kim', '{"code": "kimberly"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT m.user_id, t.name, t.tier, t.code FROM app.tenants t JOIN app.memberships m ON m.tenant_id = t.id
+WHERE m.user_id IN ('ivan', 'judy', 'kim') ORDER BY m.user_id;
+ALTER TABLE app.tenants DROP COLUMN tier, DROP COLUMN code;
+DROP DOMAIN app.tier;
 
 -- A trigger of the application's that skips the membership's insert, or
 -- the tenant's: an error (55000) rather than a tenant without its
