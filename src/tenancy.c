@@ -128,6 +128,7 @@ typedef struct TenancyState
 	Oid			user_collation; /* the user column's, for the lock's hash */
 	AttrNumber	tenants_id_attnum;
 	bool		tenants_id_has_default;
+	bool		tenants_id_unique;	/* see tenants_id_is_unique() */
 	char	   *tenants_name;	/* quoted and qualified */
 	char	   *tenants_id_column;	/* quoted */
 	/*
@@ -388,6 +389,57 @@ check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
 	}
 }
 
+/*
+ * Is the tenants id column unique by itself: a valid, immediate unique
+ * index (or primary key) on that one column, without predicate?
+ * bootstrap_tenant relies on it: a new tenant's id comes from the column's
+ * default, and a default that can repeat an existing id (a constant, a
+ * function of other columns) would make the caller a member of that
+ * tenant.  Not deferrable: a deferred check fails only at commit, after
+ * the caller has entered the other tenant and read its rows.
+ */
+static bool
+tenants_id_is_unique(Oid relid, AttrNumber attnum)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		unique = false;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index index;
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for index %u", lfirst_oid(lc));
+		index = (Form_pg_index) GETSTRUCT(tuple);
+		unique = index->indisunique && index->indimmediate && index->indisvalid &&
+			index->indnkeyatts == 1 && index->indkey.values[0] == attnum &&
+			heap_attisnull(tuple, Anum_pg_index_indpred, NULL);
+		ReleaseSysCache(tuple);
+		if (unique)
+			break;
+	}
+	list_free(indexes);
+	table_close(rel, NoLock);
+	return unique;
+}
+
+static void
+report_tenants_id_not_unique(Oid relid, AttrNumber attnum)
+{
+	char	   *column = get_attname(relid, attnum, false);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+			 errmsg("column \"%s\" of relation \"%s\" is not unique",
+					column, get_rel_name(relid)),
+			 errdetail("A new tenant's id must differ from every existing one, or its first member would join that tenant: the tenants id column needs a primary key or unique constraint of its own."),
+			 errhint("Add one, not deferrable: ALTER TABLE ... ADD PRIMARY KEY (%s).",
+					 quote_identifier(column))));
+}
+
 /* ---------------------------------------------------------------------
  * The kept plans
  * ---------------------------------------------------------------------
@@ -595,6 +647,7 @@ build_state(void)
 		MemoryContextSwitchTo(old);
 		state.user_collation = resolved.user_collation;
 		state.tenants_id_attnum = resolved.tenants_id.attnum;
+		state.tenants_id_unique = tenants_id_is_unique(cfg.tenants, resolved.tenants_id.attnum);
 		state.tenants_id_has_default = resolved.tenants_id.atthasdef ||
 			resolved.tenants_id.attidentity != '\0' || resolved.tenants_id.attgenerated != '\0';
 
@@ -1030,6 +1083,18 @@ domi_configure_tenancy(PG_FUNCTION_ARGS)
 
 	check_config(&cfg, false, NULL);
 	check_owner_rights(&cfg, relation_owner(config_relid));
+	/*
+	 * Here, not in check_config: a restore loads the configuration row
+	 * before it creates the tenants table's keys.  bootstrap_tenant checks
+	 * it at every call.
+	 */
+	if (OidIsValid(cfg.tenants))
+	{
+		AttrNumber	id_attnum = get_attnum(cfg.tenants, NameStr(cfg.tenants_id_column));
+
+		if (!tenants_id_is_unique(cfg.tenants, id_attnum))
+			report_tenants_id_not_unique(cfg.tenants, id_attnum);
+	}
 
 	values[0] = ObjectIdGetDatum(cfg.memberships);
 	values[1] = NameGetDatum(&cfg.user_column);
@@ -1437,6 +1502,8 @@ domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 				 errmsg("the tenant lookup has no tenants table"),
 				 errdetail("domi.bootstrap_tenant() creates a row in the tenants table."),
 				 errhint("Call domi.configure_tenancy() with tenants => the table of tenants.")));
+	if (!state.tenants_id_unique)
+		report_tenants_id_not_unique(state.tenants, state.tenants_id_attnum);
 	if (tenant == NULL)
 		tenant = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	columns = tenant_columns(tenant);

@@ -97,6 +97,17 @@ SELECT domi.configure_tenancy('temp_memberships');
 DROP TABLE temp_memberships;
 SELECT domi.configure_tenancy(4000000000::oid::regclass);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- A tenants id column that nothing keeps unique (here its default is a
+-- constant: every new tenant would get an existing tenant's id), or only a
+-- deferrable constraint (checked at commit, after the caller has entered
+-- that tenant): refused (42P16).
+CREATE TABLE app.loose_tenants (id uuid DEFAULT '00000000-0000-0000-0000-000000000001', name text);
+CREATE TABLE app.deferred_tenants (id uuid DEFAULT gen_random_uuid() UNIQUE DEFERRABLE, name text);
+SELECT domi.configure_tenancy('app.memberships', tenants => 'app.loose_tenants');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT domi.configure_tenancy('app.memberships', tenants => 'app.deferred_tenants');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DROP TABLE app.loose_tenants, app.deferred_tenants;
 SELECT count(*) AS configurations FROM domi.tenancy_config;
 
 -- Not the extension owner: refused, whether or not EXECUTE was granted,
@@ -489,6 +500,21 @@ SET ROLE domi_tenancy_app;
 SELECT domi.user_tenant('alice');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
+
+-- The tenants id column's key dropped after the configuration:
+-- bootstrap_tenant refuses (42P16) rather than trust the id default (now a
+-- constant); the lookups still answer.
+CREATE TABLE app.keyed_orgs (id uuid PRIMARY KEY DEFAULT gen_random_uuid());
+SELECT domi.configure_tenancy('app.memberships', tenants => 'app.keyed_orgs');
+ALTER TABLE app.keyed_orgs DROP CONSTRAINT keyed_orgs_pkey;
+ALTER TABLE app.keyed_orgs ALTER COLUMN id SET DEFAULT '00000000-0000-0000-0000-00000000000a';
+SET ROLE domi_tenancy_app;
+SELECT domi.user_tenant('alice') AS alice_first;
+SELECT domi.bootstrap_tenant('yann');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS keyed_orgs FROM app.keyed_orgs;
+DROP TABLE app.keyed_orgs;
 
 -- Without a tenants table there is nothing to bootstrap.
 SELECT domi.configure_tenancy('app.memberships');
