@@ -14,10 +14,13 @@
  * and the columns by name.  Each backend builds its lookups from it once,
  * columns resolved and type-checked:
  *
- * - When the memberships table has an index whose order is exactly the
- *   lookup's (user, order column, tenant id), the lookups scan it directly,
- *   by OID: an index-only scan, as the planner would choose, without the
- *   cost of SPI and an executor per call (the benchmark's reason).
+ * - When the memberships table (a plain table without inheritance
+ *   children) has an index whose order is exactly the lookup's (user,
+ *   order column, tenant id), the lookups scan it directly, by OID: an
+ *   index-only scan, as the planner would choose, without the cost of SPI
+ *   and an executor per call (the benchmark's reason).  Like the planner,
+ *   they leave an index built over broken HOT chains alone while the
+ *   transaction's snapshots are older than it.
  * - Otherwise, and for bootstrap_tenant's inserts, kept plans
  *   (SPI_prepare + SPI_keepplan) of queries whose table names come from
  *   the OIDs (quote_qualified_identifier) and whose values are parameters.
@@ -107,6 +110,7 @@ typedef struct TenancyConfig
 typedef struct ResolvedColumns
 {
 	AttrNumber	user_attnum;
+	Oid			user_collation;	/* the user column's: its "=" */
 	AttrNumber	tenant_attnum;
 	AttrNumber	order_attnum;	/* 0: no order column */
 	FormData_pg_attribute tenants_id;	/* only with a tenants table */
@@ -121,8 +125,10 @@ typedef struct TenancyState
 	Oid			memberships;
 	Oid			tenants;
 	/* for bootstrap_tenant, which builds its INSERT per call */
+	Oid			user_collation; /* the user column's, for the lock's hash */
 	AttrNumber	tenants_id_attnum;
 	bool		tenants_id_has_default;
+	bool		tenants_id_unique;	/* see tenants_id_is_unique() */
 	char	   *tenants_name;	/* quoted and qualified */
 	char	   *tenants_id_column;	/* quoted */
 	/*
@@ -131,6 +137,12 @@ typedef struct TenancyState
 	 */
 	Oid			lookup_index;
 	AttrNumber	tenant_keyno;	/* the tenant column's place in the index */
+	/*
+	 * The index was built over broken HOT chains (pg_index.indcheckxmin):
+	 * the xmin of its pg_index row, which every snapshot that scans it must
+	 * postdate (InvalidTransactionId: no such condition).
+	 */
+	TransactionId lookup_index_xmin;
 	Oid			user_key_type;
 	Oid			user_key_collation;
 	RegProcedure user_key_equality;
@@ -349,6 +361,7 @@ check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
 	att = resolve_column(cfg->memberships, &cfg->user_column, "user id");
 	require_column_type(cfg->memberships, &att, is_text_like(att.atttypid), "text or varchar");
 	resolved->user_attnum = att.attnum;
+	resolved->user_collation = att.attcollation;
 	att = resolve_column(cfg->memberships, &cfg->tenant_column, "tenant id");
 	require_column_type(cfg->memberships, &att, getBaseType(att.atttypid) == UUIDOID, "uuid");
 	resolved->tenant_attnum = att.attnum;
@@ -376,16 +389,79 @@ check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
 	}
 }
 
+/*
+ * Is the tenants id column unique by itself: a valid, immediate unique
+ * index (or primary key) on that one column, without predicate?
+ * bootstrap_tenant relies on it: a new tenant's id comes from the column's
+ * default, and a default that can repeat an existing id (a constant, a
+ * function of other columns) would make the caller a member of that
+ * tenant.  Not deferrable: a deferred check fails only at commit, after
+ * the caller has entered the other tenant and read its rows.
+ */
+static bool
+tenants_id_is_unique(Oid relid, AttrNumber attnum)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		unique = false;
+
+	foreach(lc, indexes)
+	{
+		HeapTuple	tuple = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index index;
+
+		if (!HeapTupleIsValid(tuple))
+			elog(ERROR, "cache lookup failed for index %u", lfirst_oid(lc));
+		index = (Form_pg_index) GETSTRUCT(tuple);
+		unique = index->indisunique && index->indimmediate && index->indisvalid &&
+			index->indnkeyatts == 1 && index->indkey.values[0] == attnum &&
+			heap_attisnull(tuple, Anum_pg_index_indpred, NULL);
+		ReleaseSysCache(tuple);
+		if (unique)
+			break;
+	}
+	list_free(indexes);
+	table_close(rel, NoLock);
+	return unique;
+}
+
+static void
+report_tenants_id_not_unique(Oid relid, AttrNumber attnum)
+{
+	char	   *column = get_attname(relid, attnum, false);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+			 errmsg("column \"%s\" of relation \"%s\" is not unique",
+					column, get_rel_name(relid)),
+			 errdetail("A new tenant's id must differ from every existing one, or its first member would join that tenant: the tenants id column needs a primary key or unique constraint of its own."),
+			 errhint("Add one, not deferrable: ALTER TABLE ... ADD PRIMARY KEY (%s).",
+					 quote_identifier(column))));
+}
+
 /* ---------------------------------------------------------------------
  * The kept plans
  * ---------------------------------------------------------------------
  */
 
+/*
+ * The quoted, schema-qualified name of a configured table.  The catalogs
+ * were checked a moment ago, but a concurrent DROP may have been processed
+ * since (a lock taken in between reads pending invalidations): an error,
+ * not a NULL name.
+ */
 static char *
 qualified_relation_name(Oid relid)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	char	   *relname = get_rel_name(relid);
+	char	   *nspname = relname ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+	if (relname == NULL || nspname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("a configured table was dropped concurrently")));
+	return quote_qualified_identifier(nspname, relname);
 }
 
 static SPIPlanPtr
@@ -424,6 +500,7 @@ forget_state(void)
 	state.tenants_name = NULL;
 	state.tenants_id_column = NULL;
 	state.lookup_index = InvalidOid;
+	state.lookup_index_xmin = InvalidTransactionId;
 }
 
 /*
@@ -462,7 +539,10 @@ index_answers_lookups(Relation heap, Relation index, const AttrNumber *keys, int
 
 /*
  * Find an index that answers the lookups (see above) and remember how to
- * scan it; none (or a partitioned table): the kept plans answer.
+ * scan it; none: the kept plans answer.  Only for a plain heap table
+ * without inheritance children: the queries read a partitioned table's
+ * partitions and an inherited table's children, which that one index does
+ * not cover, and the scan reads the heap's visibility map.
  */
 static void
 choose_lookup_index(const ResolvedColumns *resolved)
@@ -480,7 +560,9 @@ choose_lookup_index(const ResolvedColumns *resolved)
 	keys[nkeys++] = resolved->tenant_attnum;
 	state.tenant_keyno = nkeys;
 
-	indexes = heap->rd_rel->relkind == RELKIND_RELATION ? RelationGetIndexList(heap) : NIL;
+	indexes = heap->rd_rel->relkind == RELKIND_RELATION &&
+		heap->rd_rel->relam == HEAP_TABLE_AM_OID &&
+		!heap->rd_rel->relhassubclass ? RelationGetIndexList(heap) : NIL;
 	foreach(lc, indexes)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
@@ -488,6 +570,8 @@ choose_lookup_index(const ResolvedColumns *resolved)
 		if (index_answers_lookups(heap, index, keys, nkeys))
 		{
 			state.lookup_index = RelationGetRelid(index);
+			state.lookup_index_xmin = index->rd_index->indcheckxmin ?
+				HeapTupleHeaderGetXmin(index->rd_indextuple->t_data) : InvalidTransactionId;
 			state.user_key_type = index->rd_opcintype[0];
 			state.user_key_collation = index->rd_indcollation[0];
 			state.user_key_equality =
@@ -539,11 +623,16 @@ build_state(void)
 	else
 		order_by = pstrdup(tenant_col);
 
-	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 ORDER BY %s LIMIT 1",
-				   tenant_col, members, user_col, order_by);
+	/*
+	 * A row without a tenant is no membership: were it first, the user
+	 * would seem to have none, and bootstrap_tenant would make a new
+	 * tenant at every call.
+	 */
+	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL ORDER BY %s LIMIT 1",
+				   tenant_col, members, user_col, tenant_col, order_by);
 	state.first_plan = prepare_kept(sql, 1, user_arg);
-	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 ORDER BY %s",
-				   tenant_col, members, user_col, order_by);
+	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL ORDER BY %s",
+				   tenant_col, members, user_col, tenant_col, order_by);
 	state.all_plan = prepare_kept(sql, 1, user_arg);
 	sql = psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2 LIMIT 1",
 				   members, user_col, tenant_col);
@@ -556,7 +645,9 @@ build_state(void)
 		state.tenants_name = qualified_relation_name(cfg.tenants);
 		state.tenants_id_column = pstrdup(quote_identifier(NameStr(cfg.tenants_id_column)));
 		MemoryContextSwitchTo(old);
+		state.user_collation = resolved.user_collation;
 		state.tenants_id_attnum = resolved.tenants_id.attnum;
+		state.tenants_id_unique = tenants_id_is_unique(cfg.tenants, resolved.tenants_id.attnum);
 		state.tenants_id_has_default = resolved.tenants_id.atthasdef ||
 			resolved.tenants_id.attidentity != '\0' || resolved.tenants_id.attgenerated != '\0';
 
@@ -699,27 +790,28 @@ typedef struct Lookup
 } Lookup;
 
 /*
- * Take one membership's tenant (NULL if the row has none); true when the
- * lookup needs no more rows.
+ * Take one membership's tenant; true when the lookup needs no more rows.
+ * A row whose tenant is NULL is no membership: skipped (the queries skip
+ * it too).
  */
 static bool
 lookup_take(Lookup *lookup, const pg_uuid_t *tenant)
 {
+	if (tenant == NULL)
+		return false;
 	switch (lookup->goal)
 	{
 		case LOOKUP_FIRST:
-			lookup->found = tenant != NULL;
-			if (tenant)
-				lookup->result = *tenant;
+			lookup->found = true;
+			lookup->result = *tenant;
 			return true;
 		case LOOKUP_TENANT:
-			lookup->found = tenant != NULL &&
-				memcmp(tenant->data, lookup->tenant->data, UUID_LEN) == 0;
+			lookup->found = memcmp(tenant->data, lookup->tenant->data, UUID_LEN) == 0;
 			return lookup->found;
 		case LOOKUP_ALL:
 			{
-				Datum		value = tenant ? UUIDPGetDatum(tenant) : (Datum) 0;
-				bool		isnull = tenant == NULL;
+				Datum		value = UUIDPGetDatum(tenant);
+				bool		isnull = false;
 
 				tuplestore_putvalues(lookup->store, lookup->store_desc, &value, &isnull);
 				lookup->found = true;
@@ -842,10 +934,27 @@ lookup_by_plan(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot 
 	}
 }
 
+/*
+ * May this transaction scan the lookup index?  An index built while the
+ * table had broken HOT chains (indcheckxmin) holds, for such a chain, the
+ * values of its newest version only: a snapshot older than the index could
+ * see an older version of the row through that entry, with another user or
+ * tenant than the entry says.  The planner skips such an index until
+ * TransactionXmin passes the xmin of its pg_index row; so do we, and the
+ * kept plans answer meanwhile.
+ */
+static bool
+lookup_index_usable(void)
+{
+	return OidIsValid(state.lookup_index) &&
+		(!TransactionIdIsValid(state.lookup_index_xmin) ||
+		 TransactionIdPrecedes(state.lookup_index_xmin, TransactionXmin));
+}
+
 static void
 run_lookup(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot which)
 {
-	if (OidIsValid(state.lookup_index))
+	if (lookup_index_usable())
 		lookup_by_index(lookup, user_id, which);
 	else
 		lookup_by_plan(call, lookup, user_id, which);
@@ -974,6 +1083,18 @@ domi_configure_tenancy(PG_FUNCTION_ARGS)
 
 	check_config(&cfg, false, NULL);
 	check_owner_rights(&cfg, relation_owner(config_relid));
+	/*
+	 * Here, not in check_config: a restore loads the configuration row
+	 * before it creates the tenants table's keys.  bootstrap_tenant checks
+	 * it at every call.
+	 */
+	if (OidIsValid(cfg.tenants))
+	{
+		AttrNumber	id_attnum = get_attnum(cfg.tenants, NameStr(cfg.tenants_id_column));
+
+		if (!tenants_id_is_unique(cfg.tenants, id_attnum))
+			report_tenants_id_not_unique(cfg.tenants, id_attnum);
+	}
 
 	values[0] = ObjectIdGetDatum(cfg.memberships);
 	values[1] = NameGetDatum(&cfg.user_column);
@@ -1155,16 +1276,23 @@ domi_enter_tenant(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
+/* A column the tenant object sets: its quoted name, its qualified type. */
+typedef struct TenantColumn
+{
+	char	   *name;
+	char	   *type;
+} TenantColumn;
+
 /*
  * A key of the tenant jsonb names a column to set.  It must be a user
  * column of the tenants table that an INSERT may set, and not the id:
  * the id of a new tenant is always new (its default, or a random uuid), so
- * that no caller can make a membership in an existing tenant.  Returns the
- * column's quoted name.
+ * that no caller can make a membership in an existing tenant.
  */
-static char *
+static TenantColumn *
 checked_tenant_column(const char *key, int len)
 {
+	TenantColumn *column = palloc(sizeof(TenantColumn));
 	NameData	name;
 	HeapTuple	tuple;
 	Form_pg_attribute att;
@@ -1192,11 +1320,15 @@ checked_tenant_column(const char *key, int len)
 				 att->attnum == state.tenants_id_attnum ?
 				 errdetail("A new tenant always gets a new id.") :
 				 errdetail("It is a system, generated or identity column.")));
+	column->name = pstrdup(quote_identifier(NameStr(name)));
+	/* schema-qualified, with its typmod: varchar(40) stays varchar(40) */
+	column->type = format_type_extended(att->atttypid, att->atttypmod,
+										FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
 	ReleaseSysCache(tuple);
-	return pstrdup(quote_identifier(NameStr(name)));
+	return column;
 }
 
-/* The quoted names of the columns the tenant object sets, checked. */
+/* The columns the tenant object sets (TenantColumn), checked. */
 static List *
 tenant_columns(Jsonb *tenant)
 {
@@ -1221,52 +1353,83 @@ tenant_columns(Jsonb *tenant)
 
 /*
  * INSERT INTO tenants (columns [, id]) SELECT r.columns [, gen_random_uuid()]
- * FROM jsonb_populate_record(NULL::tenants, $1) r RETURNING id: the values
- * typed by the table's own row type, never pasted into the text; every
- * other column gets its default.
+ * FROM jsonb_to_record($1) AS r(column type, ...) RETURNING id: the values
+ * typed by their columns' types, never pasted into the text; every other
+ * column gets its default.  Only the named columns are read from the
+ * object: jsonb_populate_record of the whole row type would read every
+ * other column as a NULL of its type, which a domain that refuses NULL
+ * refuses even where the column has a default.
  */
 static char *
 tenant_insert_sql(List *columns)
 {
 	StringInfoData targets;
 	StringInfoData values;
+	StringInfoData definitions;
 	bool		generate_id = !state.tenants_id_has_default;
 	ListCell   *lc;
 
 	if (columns == NIL && !generate_id)
 		return psprintf("INSERT INTO %s DEFAULT VALUES RETURNING %s",
 						state.tenants_name, state.tenants_id_column);
+	if (columns == NIL)
+		return psprintf("INSERT INTO %s (%s) VALUES (pg_catalog.gen_random_uuid()) RETURNING %s",
+						state.tenants_name, state.tenants_id_column, state.tenants_id_column);
 
 	initStringInfo(&targets);
 	initStringInfo(&values);
+	initStringInfo(&definitions);
 	foreach(lc, columns)
 	{
-		const char *column = lfirst(lc);
+		const TenantColumn *column = lfirst(lc);
+		const char *separator = targets.len > 0 ? ", " : "";
 
-		appendStringInfo(&targets, "%s%s", targets.len > 0 ? ", " : "", column);
-		appendStringInfo(&values, "%sr.%s", values.len > 0 ? ", " : "", column);
+		appendStringInfo(&targets, "%s%s", separator, column->name);
+		appendStringInfo(&values, "%sr.%s", separator, column->name);
+		appendStringInfo(&definitions, "%s%s %s", separator, column->name, column->type);
 	}
 	if (generate_id)
 	{
-		appendStringInfo(&targets, "%s%s", targets.len > 0 ? ", " : "", state.tenants_id_column);
-		appendStringInfo(&values, "%spg_catalog.gen_random_uuid()", values.len > 0 ? ", " : "");
+		appendStringInfo(&targets, ", %s", state.tenants_id_column);
+		appendStringInfoString(&values, ", pg_catalog.gen_random_uuid()");
 	}
-	return psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) r RETURNING %s",
-					state.tenants_name, targets.data, values.data,
-					state.tenants_name, state.tenants_id_column);
+	return psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_to_record($1) AS r(%s) RETURNING %s",
+					state.tenants_name, targets.data, values.data, definitions.data,
+					state.tenants_id_column);
 }
 
 /*
  * Serialize bootstrap_tenant calls for one user until the end of the
  * transaction.  Two users whose ids hash alike merely wait for each other.
+ * The hash is taken under the user column's collation: ids that its "="
+ * calls equal are one user, and under a nondeterministic collation
+ * ('Alice' and 'ALICE' case-insensitively) they must hash alike too.  Under
+ * a deterministic collation it is the hash of the bytes, whatever the
+ * collation.
  */
 static void
 lock_user_bootstrap(Datum user_id)
 {
-	int32		hash = DatumGetInt32(DirectFunctionCall1Coll(hashtext, C_COLLATION_OID, user_id));
+	int32		hash = DatumGetInt32(DirectFunctionCall1Coll(hashtext, state.user_collation, user_id));
 
 	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4,
 							   Int32GetDatum(BOOTSTRAP_LOCK_CLASS), Int32GetDatum(hash));
+}
+
+/*
+ * An INSERT of one row made no row, or several: a BEFORE trigger that
+ * returned NULL, or a rule.  Then bootstrap_tenant would return a tenant
+ * without the membership (and the next call would make another one): an
+ * error instead, and the transaction's rows go with it.
+ */
+static void
+report_skipped_insert(const char *table, uint64 processed)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the insert into %s made %llu rows instead of one", table,
+					(unsigned long long) processed),
+			 errdetail("A trigger or rule of the table changed the insert of bootstrap_tenant.")));
 }
 
 static void
@@ -1280,8 +1443,10 @@ insert_tenant(const char *sql, Jsonb *tenant, pg_uuid_t *id)
 
 	values[0] = JsonbPGetDatum(tenant);
 	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+	if (rc != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not insert the tenant: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		report_skipped_insert(state.tenants_name, SPI_processed);
 	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		ereport(ERROR,
@@ -1303,6 +1468,8 @@ insert_membership(Datum user_id, const pg_uuid_t *tenant)
 	rc = SPI_execute_plan(state.add_membership_plan, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not insert the membership: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		report_skipped_insert(qualified_relation_name(state.memberships), SPI_processed);
 }
 
 /*
@@ -1335,6 +1502,8 @@ domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 				 errmsg("the tenant lookup has no tenants table"),
 				 errdetail("domi.bootstrap_tenant() creates a row in the tenants table."),
 				 errhint("Call domi.configure_tenancy() with tenants => the table of tenants.")));
+	if (!state.tenants_id_unique)
+		report_tenants_id_not_unique(state.tenants, state.tenants_id_attnum);
 	if (tenant == NULL)
 		tenant = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	columns = tenant_columns(tenant);

@@ -97,6 +97,17 @@ SELECT domi.configure_tenancy('temp_memberships');
 DROP TABLE temp_memberships;
 SELECT domi.configure_tenancy(4000000000::oid::regclass);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- A tenants id column that nothing keeps unique (here its default is a
+-- constant: every new tenant would get an existing tenant's id), or only a
+-- deferrable constraint (checked at commit, after the caller has entered
+-- that tenant): refused (42P16).
+CREATE TABLE app.loose_tenants (id uuid DEFAULT '00000000-0000-0000-0000-000000000001', name text);
+CREATE TABLE app.deferred_tenants (id uuid DEFAULT gen_random_uuid() UNIQUE DEFERRABLE, name text);
+SELECT domi.configure_tenancy('app.memberships', tenants => 'app.loose_tenants');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT domi.configure_tenancy('app.memberships', tenants => 'app.deferred_tenants');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DROP TABLE app.loose_tenants, app.deferred_tenants;
 SELECT count(*) AS configurations FROM domi.tenancy_config;
 
 -- Not the extension owner: refused, whether or not EXECUTE was granted,
@@ -214,6 +225,9 @@ CREATE FUNCTION evil.gen_random_uuid() RETURNS uuid
 	LANGUAGE sql AS $$SELECT 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa'::uuid$$;
 CREATE FUNCTION evil.jsonb_populate_record(anyelement, jsonb) RETURNS anyelement
 	LANGUAGE sql AS 'SELECT $1';
+CREATE FUNCTION evil.jsonb_to_record(jsonb) RETURNS record
+	LANGUAGE sql AS $$SELECT ROW('Evil')$$;
+CREATE DOMAIN evil.text AS pg_catalog.text CHECK (VALUE = 'never');
 RESET domi.rls_guard;
 SET search_path = evil, app, pg_catalog, public;
 SELECT 'x'::text = 'y'::text AS evil_equals_in_force;
@@ -294,6 +308,48 @@ SELECT domi.bootstrap_tenant(NULL, '{"name": "Nobody"}');
 SELECT domi.user_tenant('gina') IS NULL AS gina_has_none;
 RESET ROLE;
 SELECT count(*) AS tenants, (SELECT count(*) FROM app.memberships) AS memberships FROM app.tenants;
+
+-- The tenant object sets only the columns it names, each typed by its
+-- column (a domain's checks, a varchar's length): a column of a domain
+-- that refuses NULL, left out, keeps its default.
+CREATE DOMAIN app.tier AS text NOT NULL CHECK (VALUE IN ('basic', 'gold'));
+ALTER TABLE app.tenants ADD COLUMN tier app.tier DEFAULT 'basic', ADD COLUMN code varchar(3);
+SET ROLE domi_tenancy_app;
+SELECT domi.bootstrap_tenant('ivan', '{"name": "Ivan"}') IS NOT NULL AS ivan_bootstrapped;
+SELECT domi.bootstrap_tenant('judy', '{"name": "Judy", "tier": "gold", "code": "jdy"}') IS NOT NULL AS judy_bootstrapped;
+SELECT domi.bootstrap_tenant('kim', '{"tier": "platinum"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT domi.bootstrap_tenant('kim', '{"tier": null}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT domi.bootstrap_tenant('kim', '{"code": "kimberly"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT m.user_id, t.name, t.tier, t.code FROM app.tenants t JOIN app.memberships m ON m.tenant_id = t.id
+WHERE m.user_id IN ('ivan', 'judy', 'kim') ORDER BY m.user_id;
+ALTER TABLE app.tenants DROP COLUMN tier, DROP COLUMN code;
+DROP DOMAIN app.tier;
+
+-- A trigger of the application's that skips the membership's insert, or
+-- the tenant's: an error (55000) rather than a tenant without its
+-- membership, and nothing is left behind.
+CREATE FUNCTION app.skip_row() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+CREATE TRIGGER skip_membership BEFORE INSERT ON app.memberships
+	FOR EACH ROW EXECUTE FUNCTION app.skip_row();
+SET ROLE domi_tenancy_app;
+SELECT domi.bootstrap_tenant('hank', '{"name": "Hank"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP TRIGGER skip_membership ON app.memberships;
+CREATE TRIGGER skip_tenant BEFORE INSERT ON app.tenants
+	FOR EACH ROW EXECUTE FUNCTION app.skip_row();
+SET ROLE domi_tenancy_app;
+SELECT domi.bootstrap_tenant('hank', '{"name": "Hank"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+DROP TRIGGER skip_tenant ON app.tenants;
+DROP FUNCTION app.skip_row();
+SELECT count(*) AS hank_tenants, (SELECT count(*) FROM app.memberships WHERE user_id = 'hank') AS hank_memberships
+FROM app.tenants WHERE name = 'Hank';
 
 -- The table renamed: the lookups follow its identity.  A new table under
 -- the old name, with a forged membership, is not read.
@@ -445,6 +501,21 @@ SELECT domi.user_tenant('alice');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
+-- The tenants id column's key dropped after the configuration:
+-- bootstrap_tenant refuses (42P16) rather than trust the id default (now a
+-- constant); the lookups still answer.
+CREATE TABLE app.keyed_orgs (id uuid PRIMARY KEY DEFAULT gen_random_uuid());
+SELECT domi.configure_tenancy('app.memberships', tenants => 'app.keyed_orgs');
+ALTER TABLE app.keyed_orgs DROP CONSTRAINT keyed_orgs_pkey;
+ALTER TABLE app.keyed_orgs ALTER COLUMN id SET DEFAULT '00000000-0000-0000-0000-00000000000a';
+SET ROLE domi_tenancy_app;
+SELECT domi.user_tenant('alice') AS alice_first;
+SELECT domi.bootstrap_tenant('yann');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS keyed_orgs FROM app.keyed_orgs;
+DROP TABLE app.keyed_orgs;
+
 -- Without a tenants table there is nothing to bootstrap.
 SELECT domi.configure_tenancy('app.memberships');
 SET ROLE domi_tenancy_app;
@@ -452,6 +523,130 @@ SELECT domi.user_tenant('alice') AS alice_first;
 SELECT domi.bootstrap_tenant('yann');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
+
+-- The index path against the plain query, on random memberships (a varchar
+-- user column; ties on the order column, NULL orders, rows without a
+-- tenant, which are no memberships, repeated memberships): the answers of
+-- all three lookups for every user, compared
+-- with those of queries that read the table without any index.  Without
+-- the index (the kept plans answer), with it, inside a transaction that
+-- deletes and updates rows (HOT updates and others, user ids changed),
+-- after its rollback and after its commit, after a VACUUM (which makes
+-- pages all-visible if no other snapshot holds it back: then the
+-- index-only scan skips the heap; TAP 043 checks that case for sure), and
+-- with an
+-- inheritance child, whose rows the queries read and the index has not
+-- (the kept plans answer then; their plan scans the parent's index too).
+SET domi.rls_guard = off;
+CREATE TABLE app.rand_members (user_id varchar(10), tenant_id uuid, created_at date, pad int);
+RESET domi.rls_guard;
+SELECT setseed(0.5);
+INSERT INTO app.rand_members
+SELECT CASE WHEN random() < 0.03 THEN NULL ELSE 'u' || (random() * 30)::int END,
+	CASE WHEN random() < 0.05 THEN NULL
+		ELSE ('0000000' || (random() * 5)::int || '-0000-0000-0000-000000000000')::uuid END,
+	CASE WHEN random() < 0.1 THEN NULL ELSE date '2024-01-01' + (random() * 4)::int END,
+	0
+FROM generate_series(1, 400);
+SELECT domi.configure_tenancy('app.rand_members');
+CREATE FUNCTION pg_temp.query_all(u text) RETURNS uuid[] LANGUAGE sql STABLE
+	SET enable_indexscan = off SET enable_indexonlyscan = off SET enable_bitmapscan = off
+	AS $$SELECT array_agg(tenant_id ORDER BY created_at, tenant_id) FROM app.rand_members
+		WHERE user_id = u AND tenant_id IS NOT NULL$$;
+CREATE FUNCTION pg_temp.lookup_all(u text) RETURNS uuid[] LANGUAGE sql STABLE
+	AS $$SELECT array_agg(t ORDER BY n) FROM domi.user_tenants(u) WITH ORDINALITY x(t, n)$$;
+-- users: all of the table's, and one with none
+CREATE FUNCTION pg_temp.lookup_mismatches() RETURNS TABLE (users bigint, with_tenant bigint, mismatches bigint)
+	LANGUAGE sql AS $$
+	SELECT count(*), count(*) FILTER (WHERE pg_temp.query_all(u) IS NOT NULL),
+		count(*) FILTER (WHERE
+			domi.user_tenant(u) IS DISTINCT FROM (pg_temp.query_all(u))[1]
+			OR pg_temp.lookup_all(u) IS DISTINCT FROM pg_temp.query_all(u)
+			OR EXISTS (SELECT FROM generate_series(0, 5) i,
+					LATERAL (SELECT ('0000000' || i || '-0000-0000-0000-000000000000')::uuid AS t) x
+				WHERE domi.is_member(u, x.t) IS DISTINCT FROM coalesce(x.t = ANY (pg_temp.query_all(u)), false)))
+	FROM (SELECT DISTINCT user_id::text AS u FROM app.rand_members WHERE user_id IS NOT NULL
+		UNION SELECT 'nobody') users
+$$;
+CREATE FUNCTION pg_temp.compare(label text) RETURNS TABLE (label text, users bigint, mismatches bigint, lookup_index_scanned boolean)
+	LANGUAGE sql AS $$
+	SELECT label, users, mismatches,
+		coalesce(pg_stat_get_xact_numscans(to_regclass('app.rand_lookup')) > 0, false)
+	FROM pg_temp.lookup_mismatches()
+$$;
+SELECT users > 25 AS many_users, with_tenant > 25 AS most_with_tenants FROM pg_temp.lookup_mismatches();
+BEGIN;
+SELECT * FROM pg_temp.compare('no index');
+COMMIT;
+CREATE INDEX rand_lookup ON app.rand_members (user_id, created_at, tenant_id);
+BEGIN;
+SELECT * FROM pg_temp.compare('lookup index');
+DELETE FROM app.rand_members WHERE random() < 0.2;
+UPDATE app.rand_members SET pad = pad + 1 WHERE random() < 0.3;
+UPDATE app.rand_members SET tenant_id = ('0000000' || (random() * 5)::int || '-0000-0000-0000-000000000000')::uuid
+WHERE random() < 0.2;
+UPDATE app.rand_members SET user_id = 'u' || (random() * 35)::int WHERE random() < 0.2;
+INSERT INTO app.rand_members VALUES ('u7', '00000005-0000-0000-0000-000000000000', '2023-12-31', 0);
+SELECT * FROM pg_temp.compare('changes in the transaction');
+ROLLBACK;
+BEGIN;
+SELECT * FROM pg_temp.compare('after the rollback');
+DELETE FROM app.rand_members WHERE random() < 0.2;
+UPDATE app.rand_members SET pad = pad + 1 WHERE random() < 0.3;
+UPDATE app.rand_members SET created_at = created_at + 1 WHERE random() < 0.2;
+UPDATE app.rand_members SET user_id = 'u' || (random() * 35)::int WHERE random() < 0.2;
+COMMIT;
+BEGIN;
+SELECT * FROM pg_temp.compare('after the commit');
+COMMIT;
+VACUUM (FREEZE) app.rand_members;
+BEGIN;
+SELECT * FROM pg_temp.compare('vacuumed');
+UPDATE app.rand_members SET tenant_id = NULL WHERE user_id = 'u3';
+SELECT * FROM pg_temp.compare('vacuumed, then changed');
+COMMIT;
+SET domi.rls_guard = off;
+CREATE TABLE app.rand_child () INHERITS (app.rand_members);
+RESET domi.rls_guard;
+INSERT INTO app.rand_child VALUES ('u5', '00000009-0000-0000-0000-000000000000', '2000-01-01', 0),
+	('child only', '00000009-0000-0000-0000-000000000000', NULL, 0);
+BEGIN;
+SELECT * FROM pg_temp.compare('inheritance child');
+COMMIT;
+SELECT domi.user_tenant('u5') AS u5_first, domi.user_tenant('child only') AS child_only_first;
+DROP TABLE app.rand_child;
+DROP TABLE app.rand_members;
+
+-- An index whose order column has another collation than the column is
+-- not the queries' order, and is not used: under the ICU root collation
+-- 'b' sorts before 'B', under "C" after it.
+SET domi.rls_guard = off;
+CREATE TABLE app.ranked_members (user_id text, tenant_id uuid, rank text COLLATE "und-x-icu");
+RESET domi.rls_guard;
+CREATE INDEX ON app.ranked_members (user_id, rank COLLATE "C", tenant_id);
+INSERT INTO app.ranked_members VALUES
+	('alice', 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa', 'b'),
+	('alice', 'bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb', 'B');
+SELECT domi.configure_tenancy('app.ranked_members', order_column => 'rank');
+SELECT domi.user_tenant('alice') AS alice_first,
+	(SELECT tenant_id FROM app.ranked_members WHERE user_id = 'alice' ORDER BY rank, tenant_id LIMIT 1) AS query_first;
+-- A row without a tenant is no membership: the lookups skip it, and
+-- bootstrap_tenant makes one tenant for that user, once (the row sorts
+-- first: taken for the first membership, it would make the user seem to
+-- have none, and a new tenant at every call).
+SELECT domi.configure_tenancy('app.ranked_members', order_column => 'rank',
+	tenants => 'app.orgs', tenants_id_column => 'org');
+INSERT INTO app.ranked_members VALUES ('nina', NULL, 'a'), ('alice', NULL, 'a');
+SET ROLE domi_tenancy_app;
+SELECT domi.user_tenant('nina') IS NULL AS nina_none, domi.user_tenant('alice') AS alice_first,
+	(SELECT array_agg(t) FROM domi.user_tenants('alice') t) AS alice_all;
+SELECT domi.bootstrap_tenant('nina', '{"title": "Nina"}') AS nina_tenant \gset
+SELECT domi.bootstrap_tenant('nina', '{"title": "Nina again"}') = :'nina_tenant' AS same_tenant,
+	domi.user_tenant('nina') = :'nina_tenant' AS nina_bootstrapped;
+RESET ROLE;
+SELECT count(*) AS nina_tenants FROM app.orgs WHERE title LIKE 'Nina%';
+DROP TABLE app.ranked_members;
+SELECT domi.configure_tenancy('app.memberships');
 
 -- Clean up (roles are cluster-wide).
 DELETE FROM domi.tenancy_config;

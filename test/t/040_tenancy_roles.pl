@@ -164,6 +164,20 @@ my $carol = safe_as('app_user', "SELECT domi.bootstrap_tenant('carol', '{\"name\
 like($carol, qr/^[0-9a-f-]{36}$/, 'and bootstraps a tenant');
 is($node->safe_psql('ownerdb', "SELECT t.name FROM app.memberships m JOIN app.tenants t ON t.id = m.tenant_id WHERE m.user_id = 'carol'"),
 	'Carol', 'with its membership');
+# The same through the lookup index, read directly: the owner's SELECT on
+# the table is checked there as the executor would check it.
+$node->safe_psql('ownerdb', 'CREATE INDEX members_lookup ON app.memberships (user_id, created_at, tenant_id)');
+is(safe_as('app_user', qq{
+	BEGIN;
+	SELECT domi.user_tenant('alice');
+	SELECT pg_stat_get_xact_numscans('app.members_lookup'::regclass) > 0;
+	COMMIT;
+}, 'ownerdb'), "$a\nt", 'a BYPASSRLS owner answers through the lookup index too');
+$node->safe_psql('ownerdb', 'REVOKE SELECT ON app.memberships FROM ext_admin');
+($ret, $stdout, $stderr) = as_role('app_user', "SELECT domi.user_tenant('alice')", 'ownerdb');
+like($stderr, qr/42501.*permission denied for table memberships/s,
+	'without SELECT on the table, the index is not read either (42501)');
+$node->safe_psql('ownerdb', 'GRANT SELECT ON app.memberships TO ext_admin');
 $node->safe_psql('ownerdb', 'ALTER ROLE ext_admin NOBYPASSRLS');
 ($ret, $stdout, $stderr) = as_role('app_user', "SELECT domi.user_tenant('alice')", 'ownerdb');
 isnt($ret, 0, 'once the owner loses BYPASSRLS, the lookup fails');

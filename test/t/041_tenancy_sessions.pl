@@ -1,7 +1,8 @@
 # Tenant lookup across sessions: concurrent bootstrap_tenant calls for one
 # user create one tenant (one session holds its transaction open, the other
 # waits on the advisory lock), also when the first rolls back and under
-# REPEATABLE READ; a configuration change reaches a session that already
+# REPEATABLE READ, and for ids that a case-insensitive user column calls
+# equal; a configuration change reaches a session that already
 # has its plans; two application sessions enter different tenants at once.
 use strict;
 use warnings;
@@ -111,6 +112,27 @@ foreach my $memberships ('app.memberships', 'app.memberships_v2')
 	is($node->safe_psql('postgres', "SELECT count(*) FROM $memberships WHERE user_id = '$user'"), '1',
 		"one membership ($memberships)");
 }
+$node->safe_psql('postgres', "SELECT domi.configure_tenancy('app.memberships', tenants => 'app.tenants')");
+
+# A user column with a case-insensitive (nondeterministic) collation:
+# 'Carl' and 'CARL' are one user to its "=", so their calls wait for each
+# other too, and make one tenant.
+$node->safe_psql('postgres', q{
+	CREATE COLLATION app.case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+	SET domi.rls_guard = off;
+	CREATE TABLE app.memberships_ci (user_id text COLLATE app.case_insensitive NOT NULL,
+		tenant_id uuid NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+	SELECT domi.enable_tenant_rls('app.memberships_ci');
+	SELECT domi.configure_tenancy('app.memberships_ci', tenants => 'app.tenants');
+});
+$s1->query_safe('BEGIN');
+my $t6 = $s1->query_safe(qq{SELECT domi.bootstrap_tenant('Carl', '{"name": "six"}')});
+$s2->query_until(qr/calling/, qq{\\echo calling\nSELECT domi.bootstrap_tenant('CARL', '{"name": "six again"}');\n});
+ok(waiting_on_bootstrap_lock(), 'a case-insensitive user column: CARL waits for Carl');
+$s1->query_safe('COMMIT');
+$out = $s2->query_until(qr/returned\n/, "\\echo returned\n");
+like($out, qr/^\Q$t6\E$/m, 'and gets Carl\'s tenant');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM app.memberships_ci'), '1', 'one membership');
 $node->safe_psql('postgres', "SELECT domi.configure_tenancy('app.memberships', tenants => 'app.tenants')");
 
 # A session that has built its plans sees a new configuration at its next call.
