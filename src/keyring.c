@@ -16,12 +16,14 @@
  * invalidation of the table with every change; every backend's relcache
  * callback wipes its cache when the table is invalidated.  Invalidations
  * are transactional (sent at commit, replayed locally at abort), and
- * processed when the next statement takes its locks, so a rotation,
- * retirement or destruction committed in one session is seen by the next
- * statement of every other.  The keyring reads the table with the latest
- * snapshot, so what it caches is never older than the invalidations it has
- * processed; only in a parallel query, which must use the query's
- * snapshot, is the cache wiped at transaction end instead.
+ * read at every keyring call (not only when a statement takes a lock it
+ * does not hold yet, which inside a transaction may be never), so a
+ * rotation, retirement or destruction committed in one session is seen by
+ * the next call of every other, even inside an open transaction.  The
+ * keyring reads the table with the latest snapshot, so what it caches is
+ * never older than the invalidations it has processed; only in a parallel
+ * query, which must use the query's snapshot, is the cache wiped at
+ * transaction end instead.
  */
 #include "postgres.h"
 
@@ -456,6 +458,16 @@ cache_lookup(const pg_uuid_t *tenant)
 	TenantKeyring *kr;
 
 	domi_require_root_key();
+
+	/*
+	 * PostgreSQL reads invalidations when a transaction starts and when it
+	 * takes a lock it does not hold yet.  Inside a transaction that holds
+	 * its locks already, that may be never again: without this, a session
+	 * would go on sealing under a rotated key, opening under a retired one
+	 * and using a destroyed one until its transaction ends.  When no
+	 * message is queued this is a read of one shared flag.
+	 */
+	AcceptInvalidationMessages();
 	if (last_used != NULL && memcmp(&last_used->tenant, tenant, sizeof(pg_uuid_t)) == 0)
 		return last_used;
 	kr = cache != NULL ? hash_search(cache, tenant, HASH_FIND, NULL) : NULL;
