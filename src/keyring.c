@@ -691,6 +691,13 @@ domi_keyring_active_key(const pg_uuid_t *tenant)
 	return arena_slot(kr->slots[0]);
 }
 
+/* Were the tenant's keys destroyed (crypto-shredded)? */
+bool
+domi_keyring_destroyed(const pg_uuid_t *tenant)
+{
+	return cache_lookup(tenant)->destroyed;
+}
+
 /* ---------------------------------------------------------------------
  * Opening a box
  * ---------------------------------------------------------------------

@@ -366,6 +366,28 @@ SELECT keys_under_previous_root, keys_under_unknown_root FROM domi.keyring_statu
 -- rewrap with no previous root key has nothing to do.
 SELECT domi.rewrap_tenant_keys() AS rewrapped;
 
+-- A tenant whose keys were destroyed does not stop the re-key of the other
+-- tenants in the table: its values can never open again, so they are left
+-- as they are (nothing to re-key), and the others are re-keyed.
+\set te '''eeeeeeee-0000-4000-8000-000000000005'''
+\set tf '''ffffffff-0000-4000-8000-000000000006'''
+CREATE TABLE keyring_shred (id int, tenant_id uuid, body bytea);
+INSERT INTO keyring_shred SELECT g, t, domi.encrypt_text('shred ' || g, t)
+FROM generate_series(1, 6) g, LATERAL (SELECT (CASE WHEN g % 2 = 0 THEN :tf ELSE :te END)::uuid AS t) x;
+CREATE TEMP TABLE keyring_shred_before AS SELECT id, body FROM keyring_shred;
+SELECT domi.destroy_tenant_keys(:te) AS e_destroyed, domi.rotate_tenant_key(:tf) AS f_rotated;
+CALL domi.rekey('keyring_shred', 'body');
+SELECT s.tenant_id = :tf AS live_tenant, count(*) AS n,
+	count(*) FILTER (WHERE s.body = b.body) AS unchanged,
+	count(*) FILTER (WHERE domi._rekey_value(s.body, s.tenant_id) IS NULL) AS nothing_to_rekey
+FROM keyring_shred s JOIN keyring_shred_before b USING (id) GROUP BY 1 ORDER BY 1;
+SELECT domi.retire_tenant_key(:tf, 1);
+SELECT count(*) FILTER (WHERE domi.decrypt_text(body, tenant_id) = 'shred ' || id) AS live_opened
+FROM keyring_shred WHERE tenant_id = :tf;
+SELECT domi.decrypt_text(body, tenant_id) FROM keyring_shred WHERE id = 1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DROP TABLE keyring_shred, keyring_shred_before;
+
 DROP TABLE keyring_notes, keyring_bad, keyring_parted CASCADE;
 DROP OWNED BY keyring_app, keyring_admin;
 DROP ROLE keyring_app, keyring_admin;
