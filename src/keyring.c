@@ -65,6 +65,13 @@ PG_FUNCTION_INFO_V1(domi_keyring_changed);
 #define KEY_ARENA_SLOTS		4096
 
 /*
+ * Tenants remembered at most, keyed or not.  A tenant without keys takes no
+ * arena slot, so without a bound a caller naming ever new tenants (each
+ * call an error) would grow the backend's memory without end.
+ */
+#define KEY_CACHE_TENANTS	4096
+
+/*
  * Tenant key creation and rotation take this transaction-level advisory
  * lock per tenant.  SQL's advisory lock functions set the fourth field to 1
  * or 2, so this value never collides with an application's locks.
@@ -417,7 +424,8 @@ cache_load(const pg_uuid_t *tenant)
 
 	/* No SPI from here on: an invalidation cannot flush us half-way. */
 	cache_prepare();
-	if (arena_used + ndecryptable > KEY_ARENA_SLOTS)
+	if (arena_used + ndecryptable > KEY_ARENA_SLOTS ||
+		hash_get_num_entries(cache) >= KEY_CACHE_TENANTS)
 		cache_flush();
 	cache_prepare();
 
