@@ -170,9 +170,11 @@ DECLARE
 	pages bigint;
 	scanned bigint;
 	rewritten bigint;
+	needed bigint;
 	total bigint := 0;
 	pass int := 0;
 	pass_total bigint;
+	pass_needed bigint;
 	label text;
 	est_tuples real;
 	est_pages int;
@@ -210,6 +212,7 @@ BEGIN
 	LOOP
 		pass := pass + 1;
 		pass_total := 0;
+		pass_needed := 0;
 		FOREACH part IN ARRAY parts LOOP
 			label := pg_catalog.format('%s.%s', part, pg_catalog.quote_ident(col));
 			IF pass > 1 THEN
@@ -228,7 +231,8 @@ BEGIN
 				WHERE t.ctid >= $1 AND t.ctid < $2 AND t.ctid = batch.row_ctid
 					AND batch.box IS NOT NULL
 				RETURNING 1)
-			SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM done)$q$,
+			SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM batch WHERE box IS NOT NULL),
+				(SELECT count(*) FROM done)$q$,
 				col, tenant_col, part);
 			-- Pages that existed at the start; rows written later are under the
 			-- active key already (ours, and those of sessions that noticed it),
@@ -242,11 +246,12 @@ BEGIN
 			first_page := 0;
 			WHILE first_page < blocks LOOP
 				last_page := least(first_page + pages, blocks);
-				EXECUTE stmt INTO scanned, rewritten
+				EXECUTE stmt INTO scanned, needed, rewritten
 					USING pg_catalog.format('(%s,0)', first_page)::pg_catalog.tid,
 						pg_catalog.format('(%s,0)', last_page)::pg_catalog.tid;
 				total := total + rewritten;
 				pass_total := pass_total + rewritten;
+				pass_needed := pass_needed + needed;
 				RAISE NOTICE 'rekey of %: pages % to % of %, % of % rows rewritten',
 					label, first_page, last_page - 1, blocks, rewritten, scanned;
 				COMMIT;
@@ -259,7 +264,15 @@ BEGIN
 					ELSE pages * 2 END);
 			END LOOP;
 		END LOOP;
-		EXIT WHEN pass_total = 0;
+		-- Done when a whole pass found every value under the active key.
+		EXIT WHEN pass_needed = 0;
+		IF pass_total = 0 THEN
+			RAISE WARNING 'rekey of %.%: % values are not under the active key, and the UPDATE left them all alone',
+				tbl, pg_catalog.quote_ident(col), pass_needed
+				USING DETAIL = 'A BEFORE UPDATE trigger may skip the rows, or a row-level security policy may let this role see them but not update them.',
+					HINT = 'Do not retire the old versions: values under them would no longer open.';
+			RETURN;
+		END IF;
 		IF pass = 10 THEN
 			RAISE WARNING 'rekey of %.%: stopped after % passes, the last of which still rewrote % values',
 				tbl, pg_catalog.quote_ident(col), pass, pass_total

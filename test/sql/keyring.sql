@@ -388,6 +388,21 @@ SELECT domi.decrypt_text(body, tenant_id) FROM keyring_shred WHERE id = 1;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 DROP TABLE keyring_shred, keyring_shred_before;
 
+-- An UPDATE that leaves the rows alone (here a BEFORE UPDATE trigger that
+-- skips them) is not reported as done: the values are still under the old
+-- key, and retiring it would make them unreadable.
+CREATE TABLE keyring_frozen (id int, tenant_id uuid, body bytea);
+INSERT INTO keyring_frozen SELECT g, :tf, domi.encrypt_text('frozen ' || g, :tf)
+FROM generate_series(1, 3) g;
+CREATE FUNCTION keyring_skip() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER skip BEFORE UPDATE ON keyring_frozen FOR EACH ROW EXECUTE FUNCTION keyring_skip();
+SELECT domi.rotate_tenant_key(:tf) AS f_rotated;
+CALL domi.rekey('keyring_frozen', 'body');
+SELECT count(*) FILTER (WHERE domi._rekey_value(body, tenant_id) IS NOT NULL) AS still_under_old_key
+FROM keyring_frozen;
+DROP TABLE keyring_frozen;
+DROP FUNCTION keyring_skip();
+
 -- A caller that names ever new tenants (each call an error: no key) does
 -- not grow the backend's key cache without end: 40,000 names here would
 -- take about 6 MB if every one were remembered.
