@@ -171,6 +171,8 @@ DECLARE
 	scanned bigint;
 	rewritten bigint;
 	needed bigint;
+	orphans bigint;
+	pass_orphans bigint;
 	total bigint := 0;
 	pass int := 0;
 	pass_total bigint;
@@ -213,6 +215,7 @@ BEGIN
 		pass := pass + 1;
 		pass_total := 0;
 		pass_needed := 0;
+		pass_orphans := 0;
 		FOREACH part IN ARRAY parts LOOP
 			label := pg_catalog.format('%s.%s', part, pg_catalog.quote_ident(col));
 			IF pass > 1 THEN
@@ -224,7 +227,8 @@ BEGIN
 			END IF;
 			stmt := pg_catalog.format($q$
 			WITH batch AS MATERIALIZED (
-				SELECT ctid AS row_ctid, domi._rekey_value(%1$I, %2$I) AS box
+				SELECT ctid AS row_ctid, domi._rekey_value(%1$I, %2$I) AS box,
+					%2$I IS NULL AND %1$I IS NOT NULL AS orphan
 				FROM ONLY %3$s WHERE ctid >= $1 AND ctid < $2),
 			done AS (
 				UPDATE ONLY %3$s AS t SET %1$I = batch.box FROM batch
@@ -232,7 +236,7 @@ BEGIN
 					AND batch.box IS NOT NULL
 				RETURNING 1)
 			SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM batch WHERE box IS NOT NULL),
-				(SELECT count(*) FROM done)$q$,
+				(SELECT count(*) FROM done), (SELECT count(*) FROM batch WHERE orphan)$q$,
 				col, tenant_col, part);
 			-- Pages that existed at the start; rows written later are under the
 			-- active key already (ours, and those of sessions that noticed it),
@@ -246,12 +250,13 @@ BEGIN
 			first_page := 0;
 			WHILE first_page < blocks LOOP
 				last_page := least(first_page + pages, blocks);
-				EXECUTE stmt INTO scanned, needed, rewritten
+				EXECUTE stmt INTO scanned, needed, rewritten, orphans
 					USING pg_catalog.format('(%s,0)', first_page)::pg_catalog.tid,
 						pg_catalog.format('(%s,0)', last_page)::pg_catalog.tid;
 				total := total + rewritten;
 				pass_total := pass_total + rewritten;
 				pass_needed := pass_needed + needed;
+				pass_orphans := pass_orphans + orphans;
 				RAISE NOTICE 'rekey of %: pages % to % of %, % of % rows rewritten',
 					label, first_page, last_page - 1, blocks, rewritten, scanned;
 				COMMIT;
@@ -283,6 +288,13 @@ BEGIN
 		RAISE NOTICE 'rekey of %.%: % values rewritten in pass %; checking every value again (rows that other sessions updated meanwhile may still be under an old key)',
 			tbl, pg_catalog.quote_ident(col), pass_total, pass;
 	END LOOP;
+	-- A value without a tenant cannot be re-keyed (whose key?): not done.
+	IF pass_orphans > 0 THEN
+		RAISE WARNING 'rekey of %.%: % values have no tenant (% is null) and were left as they are',
+			tbl, pg_catalog.quote_ident(col), pass_orphans, pg_catalog.quote_ident(tenant_col)
+			USING HINT = 'Set their tenant and run it again; until then do not retire the versions they may be under.';
+		RETURN;
+	END IF;
 	RAISE NOTICE 'rekey of %.%: done, % values rewritten', tbl, pg_catalog.quote_ident(col), total;
 END
 $$;

@@ -403,6 +403,17 @@ FROM keyring_frozen;
 DROP TABLE keyring_frozen;
 DROP FUNCTION keyring_skip();
 
+-- A value whose tenant is NULL cannot be re-keyed (under whose key?): the
+-- run says so and does not say done.
+CREATE TABLE keyring_orphan (id int, tenant_id uuid, body bytea);
+INSERT INTO keyring_orphan VALUES (1, :tf, domi.encrypt_text('kept', :tf)),
+	(2, NULL, domi.encrypt_text('no tenant', :tf)), (3, NULL, NULL);
+SELECT domi.rotate_tenant_key(:tf) AS f_rotated;
+CALL domi.rekey('keyring_orphan', 'body');
+SELECT id, domi._rekey_value(body, :tf) IS NOT NULL AS under_an_old_key
+FROM keyring_orphan WHERE body IS NOT NULL ORDER BY id;
+DROP TABLE keyring_orphan;
+
 -- A caller that names ever new tenants (each call an error: no key) does
 -- not grow the backend's key cache without end: 40,000 names here would
 -- take about 6 MB if every one were remembered.
