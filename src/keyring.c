@@ -290,6 +290,10 @@ parse_key_state(const char *name)
 {
 	int			i;
 
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(DOMI_ERRCODE_BAD_WRAPPED),
+				 errmsg("a tenant key in domi.tenant_keys has no state")));
 	for (i = 0; i < lengthof(key_state_names); i++)
 		if (strcmp(name, key_state_names[i]) == 0)
 			return (KeyState) i;
@@ -361,10 +365,15 @@ unwrap_row(unsigned char *key, const KeyRow *row, const pg_uuid_t *tenant)
 	Size		fingerprint_len;
 	DomiRootMatch root;
 
-	if (row->wrapped == NULL || row->fingerprint == NULL)
+	if (row->wrapped == NULL)
 		ereport(ERROR,
 				(errcode(DOMI_ERRCODE_BAD_WRAPPED),
 				 errmsg("key version %d of tenant %s has no wrapped key",
+						row->version, domi_uuid_text(tenant))));
+	if (row->fingerprint == NULL)
+		ereport(ERROR,
+				(errcode(DOMI_ERRCODE_BAD_WRAPPED),
+				 errmsg("key version %d of tenant %s has no root key fingerprint",
 						row->version, domi_uuid_text(tenant))));
 	fingerprint = (const unsigned char *) VARDATA_ANY(row->fingerprint);
 	fingerprint_len = VARSIZE_ANY_EXHDR(row->fingerprint);
@@ -1040,7 +1049,9 @@ domi_rewrap_tenant_keys(PG_FUNCTION_ARGS)
 	{
 		KeyRow		row = {versions[i], KEY_ACTIVE, wrapped[i], fingerprints[i]};
 
-		if (domi_root_match((const unsigned char *) VARDATA_ANY(fingerprints[i]),
+		/* A row without a fingerprint (its CHECK dropped) errors in unwrap_row. */
+		if (fingerprints[i] != NULL &&
+			domi_root_match((const unsigned char *) VARDATA_ANY(fingerprints[i]),
 							VARSIZE_ANY_EXHDR(fingerprints[i])) == DOMI_ROOT_CURRENT)
 			continue;
 		PG_TRY();

@@ -357,6 +357,25 @@ ROLLBACK;
 -- After the rollback tenant c's own key is back.
 SELECT domi.decrypt_text(body, tenant_id) AS c_after_rollback FROM keyring_notes WHERE id = 2;
 
+-- A superuser who drops the table's CHECK constraints and leaves a key row
+-- without its root key fingerprint, or without a state, gets an error that
+-- names it, not a crashed server.
+BEGIN;
+ALTER TABLE domi.tenant_keys DROP CONSTRAINT tenant_keys_check1,
+	DROP CONSTRAINT tenant_keys_state_check, ALTER COLUMN state DROP NOT NULL;
+UPDATE domi.tenant_keys SET root_fingerprint = NULL WHERE tenant = :tc AND state = 'active';
+SAVEPOINT broken;
+SELECT domi.rewrap_tenant_keys();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK TO broken;
+SELECT domi.encrypt('x', :tc);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK TO broken;
+UPDATE domi.tenant_keys SET state = NULL WHERE tenant = :td AND state = 'active';
+SELECT domi.decrypt('\x00', :td);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
 -- keyring_status counts keys by state (this file's tenants only, so other
 -- tests' tenants do not matter) and nothing is under another root key.
 SELECT state, count(*) FROM domi.tenant_keys
