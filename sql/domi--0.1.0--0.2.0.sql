@@ -230,7 +230,12 @@ CREATE FUNCTION domi._rekey_value(box bytea, tenant uuid) RETURNS bytea
 -- stays readable (the old version opens until it is retired).  Batches are
 -- ranges of pages (a TID range scan), so no primary key is needed, and the
 -- UPDATE joins on ctid: a row another session changed in the meantime is
--- left alone.  Runs with the caller's rights: it needs UPDATE on the table.
+-- left alone by that batch.  Such a row can keep a value under an old key
+-- (an update of another column, often to the same page), so a pass that
+-- rewrote anything is followed by another over the whole table, until one
+-- finds nothing to rewrite: "done" means a full pass found every value
+-- under the active key.  Runs with the caller's rights: it needs UPDATE on
+-- the table.
 -- A procedure that COMMITs cannot have a SET clause, so search_path is
 -- pinned for each batch's transaction instead.
 CREATE PROCEDURE domi.rekey(tbl regclass, col name, tenant_col name DEFAULT 'tenant_id',
@@ -248,7 +253,14 @@ DECLARE
 	pages bigint;
 	scanned bigint;
 	rewritten bigint;
+	needed bigint;
+	orphans bigint;
+	pass_orphans bigint;
 	total bigint := 0;
+	pass int := 0;
+	pass_total bigint;
+	pass_needed bigint;
+	label text;
 	est_tuples real;
 	est_pages int;
 BEGIN
@@ -282,49 +294,90 @@ BEGIN
 	IF pg_catalog.cardinality(parts) = 0 THEN
 		parts := ARRAY[tbl];
 	END IF;
-	FOREACH part IN ARRAY parts LOOP
-		IF pg_catalog.row_security_active(part) THEN
-			RAISE WARNING 'row-level security is active on "%" for this role: only the rows it can see are re-keyed', part
-				USING HINT = 'Run domi.rekey() as a role with BYPASSRLS, or once per tenant with that tenant set.';
-		END IF;
-		stmt := pg_catalog.format($q$
+	LOOP
+		pass := pass + 1;
+		pass_total := 0;
+		pass_needed := 0;
+		pass_orphans := 0;
+		FOREACH part IN ARRAY parts LOOP
+			label := pg_catalog.format('%s.%s', part, pg_catalog.quote_ident(col));
+			IF pass > 1 THEN
+				label := pg_catalog.format('%s, pass %s', label, pass);
+			END IF;
+			IF pass = 1 AND pg_catalog.row_security_active(part) THEN
+				RAISE WARNING 'row-level security is active on "%" for this role: only the rows it can see are re-keyed', part
+					USING HINT = 'Run domi.rekey() as a role with BYPASSRLS, or once per tenant with that tenant set.';
+			END IF;
+			stmt := pg_catalog.format($q$
 			WITH batch AS MATERIALIZED (
-				SELECT ctid AS row_ctid, domi._rekey_value(%1$I, %2$I) AS box
+				SELECT ctid AS row_ctid, domi._rekey_value(%1$I, %2$I) AS box,
+					%2$I IS NULL AND %1$I IS NOT NULL AS orphan
 				FROM ONLY %3$s WHERE ctid >= $1 AND ctid < $2),
 			done AS (
 				UPDATE ONLY %3$s AS t SET %1$I = batch.box FROM batch
 				WHERE t.ctid >= $1 AND t.ctid < $2 AND t.ctid = batch.row_ctid
 					AND batch.box IS NOT NULL
 				RETURNING 1)
-			SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM done)$q$,
-			col, tenant_col, part);
-		-- Pages that existed at the start; rows written later are under the
-		-- active key already (ours, and those of sessions that noticed it).
-		blocks := pg_catalog.pg_relation_size(part)
-			/ pg_catalog.current_setting('block_size')::bigint;
-		SELECT c.reltuples, c.relpages INTO est_tuples, est_pages
-			FROM pg_catalog.pg_class c WHERE c.oid = part;
-		pages := CASE WHEN est_pages > 0 AND est_tuples > 0
-			THEN greatest(1, floor(batch_size / (est_tuples / est_pages)))::bigint ELSE 1 END;
-		first_page := 0;
-		WHILE first_page < blocks LOOP
-			last_page := least(first_page + pages, blocks);
-			EXECUTE stmt INTO scanned, rewritten
-				USING pg_catalog.format('(%s,0)', first_page)::pg_catalog.tid,
-					pg_catalog.format('(%s,0)', last_page)::pg_catalog.tid;
-			total := total + rewritten;
-			RAISE NOTICE 'rekey of %.%: pages % to % of %, % of % rows rewritten',
-				part, pg_catalog.quote_ident(col), first_page, last_page - 1, blocks, rewritten, scanned;
-			COMMIT;
-			PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-			first_page := last_page;
-			-- Aim the next batch at batch_size rows; after empty pages grow
-			-- at most to batch_size pages (a page holds a row or more).
-			pages := least(batch_size, CASE WHEN scanned > 0
-				THEN greatest(1, least(pages * 4, (pages * batch_size) / scanned))
-				ELSE pages * 2 END);
+			SELECT (SELECT count(*) FROM batch), (SELECT count(*) FROM batch WHERE box IS NOT NULL),
+				(SELECT count(*) FROM done), (SELECT count(*) FROM batch WHERE orphan)$q$,
+				col, tenant_col, part);
+			-- Pages that existed at the start; rows written later are under the
+			-- active key already (ours, and those of sessions that noticed it),
+			-- or found by the next pass.
+			blocks := pg_catalog.pg_relation_size(part)
+				/ pg_catalog.current_setting('block_size')::bigint;
+			SELECT c.reltuples, c.relpages INTO est_tuples, est_pages
+				FROM pg_catalog.pg_class c WHERE c.oid = part;
+			pages := CASE WHEN est_pages > 0 AND est_tuples > 0
+				THEN greatest(1, floor(batch_size / (est_tuples / est_pages)))::bigint ELSE 1 END;
+			first_page := 0;
+			WHILE first_page < blocks LOOP
+				last_page := least(first_page + pages, blocks);
+				EXECUTE stmt INTO scanned, needed, rewritten, orphans
+					USING pg_catalog.format('(%s,0)', first_page)::pg_catalog.tid,
+						pg_catalog.format('(%s,0)', last_page)::pg_catalog.tid;
+				total := total + rewritten;
+				pass_total := pass_total + rewritten;
+				pass_needed := pass_needed + needed;
+				pass_orphans := pass_orphans + orphans;
+				RAISE NOTICE 'rekey of %: pages % to % of %, % of % rows rewritten',
+					label, first_page, last_page - 1, blocks, rewritten, scanned;
+				COMMIT;
+				PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+				first_page := last_page;
+				-- Aim the next batch at batch_size rows; after empty pages grow
+				-- at most to batch_size pages (a page holds a row or more).
+				pages := least(batch_size, CASE WHEN scanned > 0
+					THEN greatest(1, least(pages * 4, (pages * batch_size) / scanned))
+					ELSE pages * 2 END);
+			END LOOP;
 		END LOOP;
+		-- Done when a whole pass found every value under the active key.
+		EXIT WHEN pass_needed = 0;
+		IF pass_total = 0 THEN
+			RAISE WARNING 'rekey of %.%: % values are not under the active key, and the UPDATE left them all alone',
+				tbl, pg_catalog.quote_ident(col), pass_needed
+				USING DETAIL = 'A BEFORE UPDATE trigger may skip the rows, or a row-level security policy may let this role see them but not update them.',
+					HINT = 'Do not retire the old versions: values under them would no longer open.';
+			RETURN;
+		END IF;
+		IF pass = 10 THEN
+			RAISE WARNING 'rekey of %.%: stopped after % passes, the last of which still rewrote % values',
+				tbl, pg_catalog.quote_ident(col), pass, pass_total
+				USING DETAIL = 'Other sessions keep writing values under old keys, or updating rows while they are re-keyed.',
+					HINT = 'Run it again when they are done, and retire an old version only after a run that ends with "done".';
+			RETURN;
+		END IF;
+		RAISE NOTICE 'rekey of %.%: % values rewritten in pass %; checking every value again (rows that other sessions updated meanwhile may still be under an old key)',
+			tbl, pg_catalog.quote_ident(col), pass_total, pass;
 	END LOOP;
+	-- A value without a tenant cannot be re-keyed (whose key?): not done.
+	IF pass_orphans > 0 THEN
+		RAISE WARNING 'rekey of %.%: % values have no tenant (% is null) and were left as they are',
+			tbl, pg_catalog.quote_ident(col), pass_orphans, pg_catalog.quote_ident(tenant_col)
+			USING HINT = 'Set their tenant and run it again; until then do not retire the versions they may be under.';
+		RETURN;
+	END IF;
 	RAISE NOTICE 'rekey of %.%: done, % values rewritten', tbl, pg_catalog.quote_ident(col), total;
 END
 $$;

@@ -16,12 +16,14 @@
  * invalidation of the table with every change; every backend's relcache
  * callback wipes its cache when the table is invalidated.  Invalidations
  * are transactional (sent at commit, replayed locally at abort), and
- * processed when the next statement takes its locks, so a rotation,
- * retirement or destruction committed in one session is seen by the next
- * statement of every other.  The keyring reads the table with the latest
- * snapshot, so what it caches is never older than the invalidations it has
- * processed; only in a parallel query, which must use the query's
- * snapshot, is the cache wiped at transaction end instead.
+ * read at every keyring call (not only when a statement takes a lock it
+ * does not hold yet, which inside a transaction may be never), so a
+ * rotation, retirement or destruction committed in one session is seen by
+ * the next call of every other, even inside an open transaction.  The
+ * keyring reads the table with the latest snapshot, so what it caches is
+ * never older than the invalidations it has processed; only in a parallel
+ * query, which must use the query's snapshot, is the cache wiped at
+ * transaction end instead.
  */
 #include "postgres.h"
 
@@ -61,6 +63,13 @@ PG_FUNCTION_INFO_V1(domi_keyring_changed);
 
 /* Unwrapped keys in one guarded arena; slot 0 is scratch for one-off keys. */
 #define KEY_ARENA_SLOTS		4096
+
+/*
+ * Tenants remembered at most, keyed or not.  A tenant without keys takes no
+ * arena slot, so without a bound a caller naming ever new tenants (each
+ * call an error) would grow the backend's memory without end.
+ */
+#define KEY_CACHE_TENANTS	4096
 
 /*
  * Tenant key creation and rotation take this transaction-level advisory
@@ -281,6 +290,10 @@ parse_key_state(const char *name)
 {
 	int			i;
 
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(DOMI_ERRCODE_BAD_WRAPPED),
+				 errmsg("a tenant key in domi.tenant_keys has no state")));
 	for (i = 0; i < lengthof(key_state_names); i++)
 		if (strcmp(name, key_state_names[i]) == 0)
 			return (KeyState) i;
@@ -352,10 +365,15 @@ unwrap_row(unsigned char *key, const KeyRow *row, const pg_uuid_t *tenant)
 	Size		fingerprint_len;
 	DomiRootMatch root;
 
-	if (row->wrapped == NULL || row->fingerprint == NULL)
+	if (row->wrapped == NULL)
 		ereport(ERROR,
 				(errcode(DOMI_ERRCODE_BAD_WRAPPED),
 				 errmsg("key version %d of tenant %s has no wrapped key",
+						row->version, domi_uuid_text(tenant))));
+	if (row->fingerprint == NULL)
+		ereport(ERROR,
+				(errcode(DOMI_ERRCODE_BAD_WRAPPED),
+				 errmsg("key version %d of tenant %s has no root key fingerprint",
 						row->version, domi_uuid_text(tenant))));
 	fingerprint = (const unsigned char *) VARDATA_ANY(row->fingerprint);
 	fingerprint_len = VARSIZE_ANY_EXHDR(row->fingerprint);
@@ -415,7 +433,8 @@ cache_load(const pg_uuid_t *tenant)
 
 	/* No SPI from here on: an invalidation cannot flush us half-way. */
 	cache_prepare();
-	if (arena_used + ndecryptable > KEY_ARENA_SLOTS)
+	if (arena_used + ndecryptable > KEY_ARENA_SLOTS ||
+		hash_get_num_entries(cache) >= KEY_CACHE_TENANTS)
 		cache_flush();
 	cache_prepare();
 
@@ -456,6 +475,16 @@ cache_lookup(const pg_uuid_t *tenant)
 	TenantKeyring *kr;
 
 	domi_require_root_key();
+
+	/*
+	 * PostgreSQL reads invalidations when a transaction starts and when it
+	 * takes a lock it does not hold yet.  Inside a transaction that holds
+	 * its locks already, that may be never again: without this, a session
+	 * would go on sealing under a rotated key, opening under a retired one
+	 * and using a destroyed one until its transaction ends.  When no
+	 * message is queued this is a read of one shared flag.
+	 */
+	AcceptInvalidationMessages();
 	if (last_used != NULL && memcmp(&last_used->tenant, tenant, sizeof(pg_uuid_t)) == 0)
 		return last_used;
 	kr = cache != NULL ? hash_search(cache, tenant, HASH_FIND, NULL) : NULL;
@@ -677,6 +706,13 @@ domi_keyring_active_key(const pg_uuid_t *tenant)
 			elog(ERROR, "tenant key was created but is not visible");
 	}
 	return arena_slot(kr->slots[0]);
+}
+
+/* Were the tenant's keys destroyed (crypto-shredded)? */
+bool
+domi_keyring_destroyed(const pg_uuid_t *tenant)
+{
+	return cache_lookup(tenant)->destroyed;
 }
 
 /* ---------------------------------------------------------------------
@@ -1013,7 +1049,9 @@ domi_rewrap_tenant_keys(PG_FUNCTION_ARGS)
 	{
 		KeyRow		row = {versions[i], KEY_ACTIVE, wrapped[i], fingerprints[i]};
 
-		if (domi_root_match((const unsigned char *) VARDATA_ANY(fingerprints[i]),
+		/* A row without a fingerprint (its CHECK dropped) errors in unwrap_row. */
+		if (fingerprints[i] != NULL &&
+			domi_root_match((const unsigned char *) VARDATA_ANY(fingerprints[i]),
 							VARSIZE_ANY_EXHDR(fingerprints[i])) == DOMI_ROOT_CURRENT)
 			continue;
 		PG_TRY();

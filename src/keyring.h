@@ -59,6 +59,7 @@ extern void domi_report_root_mismatch(const pg_uuid_t *tenant, int32 version,
 
 /* keyring.c */
 extern const unsigned char *domi_keyring_active_key(const pg_uuid_t *tenant);
+extern bool domi_keyring_destroyed(const pg_uuid_t *tenant);
 extern bytea *domi_keyring_open(const char *box, Size boxlen,
 								const pg_uuid_t *tenant, bool *under_active);
 extern char *domi_uuid_text(const pg_uuid_t *uuid);

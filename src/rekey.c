@@ -24,7 +24,10 @@ PG_FUNCTION_INFO_V1(domi_rekey_value);
  * NULL when the box is already under the tenant's active key (nothing to
  * rewrite), else the same plaintext sealed under the active key (made on
  * first use).  A box that no decryptable key of the tenant opens is an
- * error, as in domi.decrypt: re-keying never drops a value.
+ * error, as in domi.decrypt: re-keying never drops a value.  A value of a
+ * tenant whose keys were destroyed is NULL too: it can never be opened, so
+ * there is nothing to re-key, and the shredded tenant's rows must not stop
+ * the re-key of every other tenant in the table.
  */
 Datum
 domi_rekey_value(PG_FUNCTION_ARGS)
@@ -36,6 +39,8 @@ domi_rekey_value(PG_FUNCTION_ARGS)
 	bytea	   *resealed;
 	bool		under_active;
 
+	if (domi_keyring_destroyed(tenant))
+		PG_RETURN_NULL();
 	/* First, so that a tenant with imported keys only gets its active key. */
 	(void) domi_keyring_active_key(tenant);
 	plain = domi_keyring_open(VARDATA_ANY(box), VARSIZE_ANY_EXHDR(box), tenant,

@@ -82,8 +82,10 @@ decode_root_key(unsigned char *key, char *text, size_t len, const char *source,
 {
 	size_t		bin_len = 0;
 
-	while (len > 0 && is_trailing_space(text[len - 1]))
-		len--;
+	/* A length beyond the buffer's text means the source was too long. */
+	if (len <= ROOT_KEY_TEXT_MAX)
+		while (len > 0 && is_trailing_space(text[len - 1]))
+			len--;
 	if (len != ROOT_KEY_HEX_CHARS ||
 		sodium_hex2bin(key, DOMI_KEY_BYTES, text, len, NULL, &bin_len, NULL) != 0 ||
 		bin_len != DOMI_KEY_BYTES)
@@ -111,7 +113,10 @@ key_file_mode_ok(const struct stat *st)
 	return false;
 }
 
-/* Read at most size - 1 bytes of a key file into text; *len gets the count. */
+/*
+ * Read at most size - 1 bytes of a key file into text; *len gets the count,
+ * or size when the file holds more (then it is no key, whatever follows).
+ */
 static bool
 read_key_file(const char *path, char *text, size_t size, size_t *len,
 			  char *problem, size_t problem_size)
@@ -144,17 +149,29 @@ read_key_file(const char *path, char *text, size_t size, size_t *len,
 	}
 	while (*len < size - 1 && (got = read(fd, text + *len, size - 1 - *len)) > 0)
 		*len += got;
+	if (*len == size - 1)
+	{
+		char		extra;
+
+		if (read(fd, &extra, 1) > 0)
+			*len = size;
+		sodium_memzero(&extra, sizeof(extra));
+	}
 	close(fd);
 	return true;
 }
 
-/* Run the key command and read at most size - 1 bytes of its output. */
+/*
+ * Run the key command and read at most size - 1 bytes of its output; *len
+ * as for read_key_file.
+ */
 static bool
 read_key_command(const char *command, char *text, size_t size, size_t *len,
 				 char *problem, size_t problem_size)
 {
 	FILE	   *pipe;
-	size_t		got;
+	int			fd;
+	ssize_t		got;
 	int			status;
 
 	*len = 0;
@@ -166,16 +183,20 @@ read_key_command(const char *command, char *text, size_t size, size_t *len,
 				 strerror(errno));
 		return false;
 	}
-	/* Unbuffered: the key text goes straight into the guarded buffer. */
-	setvbuf(pipe, NULL, _IONBF, 0);
-	while (*len < size - 1 && (got = fread(text + *len, 1, size - 1 - *len, pipe)) > 0)
+	/*
+	 * read(2), not stdio: the key text goes straight into the guarded
+	 * buffer (even an unbuffered FILE passes each byte through a one-byte
+	 * buffer of its own, freed unwiped by pclose).
+	 */
+	fd = fileno(pipe);
+	while (*len < size - 1 && (got = read(fd, text + *len, size - 1 - *len)) > 0)
 		*len += got;
 	/* Drain the rest, so the command is not killed by SIGPIPE. */
 	if (*len == size - 1)
 	{
 		char		sink[64];
 
-		while (fread(sink, 1, sizeof(sink), pipe) > 0)
+		while (read(fd, sink, sizeof(sink)) > 0)
 			*len = size;		/* too long, whatever it was */
 		sodium_memzero(sink, sizeof(sink));
 	}

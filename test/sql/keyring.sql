@@ -357,6 +357,25 @@ ROLLBACK;
 -- After the rollback tenant c's own key is back.
 SELECT domi.decrypt_text(body, tenant_id) AS c_after_rollback FROM keyring_notes WHERE id = 2;
 
+-- A superuser who drops the table's CHECK constraints and leaves a key row
+-- without its root key fingerprint, or without a state, gets an error that
+-- names it, not a crashed server.
+BEGIN;
+ALTER TABLE domi.tenant_keys DROP CONSTRAINT tenant_keys_check1,
+	DROP CONSTRAINT tenant_keys_state_check, ALTER COLUMN state DROP NOT NULL;
+UPDATE domi.tenant_keys SET root_fingerprint = NULL WHERE tenant = :tc AND state = 'active';
+SAVEPOINT broken;
+SELECT domi.rewrap_tenant_keys();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK TO broken;
+SELECT domi.encrypt('x', :tc);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK TO broken;
+UPDATE domi.tenant_keys SET state = NULL WHERE tenant = :td AND state = 'active';
+SELECT domi.decrypt('\x00', :td);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+
 -- keyring_status counts keys by state (this file's tenants only, so other
 -- tests' tenants do not matter) and nothing is under another root key.
 SELECT state, count(*) FROM domi.tenant_keys
@@ -365,6 +384,69 @@ SELECT keys_under_previous_root, keys_under_unknown_root FROM domi.keyring_statu
 
 -- rewrap with no previous root key has nothing to do.
 SELECT domi.rewrap_tenant_keys() AS rewrapped;
+
+-- A tenant whose keys were destroyed does not stop the re-key of the other
+-- tenants in the table: its values can never open again, so they are left
+-- as they are (nothing to re-key), and the others are re-keyed.
+\set te '''eeeeeeee-0000-4000-8000-000000000005'''
+\set tf '''ffffffff-0000-4000-8000-000000000006'''
+CREATE TABLE keyring_shred (id int, tenant_id uuid, body bytea);
+INSERT INTO keyring_shred SELECT g, t, domi.encrypt_text('shred ' || g, t)
+FROM generate_series(1, 6) g, LATERAL (SELECT (CASE WHEN g % 2 = 0 THEN :tf ELSE :te END)::uuid AS t) x;
+CREATE TEMP TABLE keyring_shred_before AS SELECT id, body FROM keyring_shred;
+SELECT domi.destroy_tenant_keys(:te) AS e_destroyed, domi.rotate_tenant_key(:tf) AS f_rotated;
+CALL domi.rekey('keyring_shred', 'body');
+SELECT s.tenant_id = :tf AS live_tenant, count(*) AS n,
+	count(*) FILTER (WHERE s.body = b.body) AS unchanged,
+	count(*) FILTER (WHERE domi._rekey_value(s.body, s.tenant_id) IS NULL) AS nothing_to_rekey
+FROM keyring_shred s JOIN keyring_shred_before b USING (id) GROUP BY 1 ORDER BY 1;
+SELECT domi.retire_tenant_key(:tf, 1);
+SELECT count(*) FILTER (WHERE domi.decrypt_text(body, tenant_id) = 'shred ' || id) AS live_opened
+FROM keyring_shred WHERE tenant_id = :tf;
+SELECT domi.decrypt_text(body, tenant_id) FROM keyring_shred WHERE id = 1;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DROP TABLE keyring_shred, keyring_shred_before;
+
+-- An UPDATE that leaves the rows alone (here a BEFORE UPDATE trigger that
+-- skips them) is not reported as done: the values are still under the old
+-- key, and retiring it would make them unreadable.
+CREATE TABLE keyring_frozen (id int, tenant_id uuid, body bytea);
+INSERT INTO keyring_frozen SELECT g, :tf, domi.encrypt_text('frozen ' || g, :tf)
+FROM generate_series(1, 3) g;
+CREATE FUNCTION keyring_skip() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER skip BEFORE UPDATE ON keyring_frozen FOR EACH ROW EXECUTE FUNCTION keyring_skip();
+SELECT domi.rotate_tenant_key(:tf) AS f_rotated;
+CALL domi.rekey('keyring_frozen', 'body');
+SELECT count(*) FILTER (WHERE domi._rekey_value(body, tenant_id) IS NOT NULL) AS still_under_old_key
+FROM keyring_frozen;
+DROP TABLE keyring_frozen;
+DROP FUNCTION keyring_skip();
+
+-- A value whose tenant is NULL cannot be re-keyed (under whose key?): the
+-- run says so and does not say done.
+CREATE TABLE keyring_orphan (id int, tenant_id uuid, body bytea);
+INSERT INTO keyring_orphan VALUES (1, :tf, domi.encrypt_text('kept', :tf)),
+	(2, NULL, domi.encrypt_text('no tenant', :tf)), (3, NULL, NULL);
+SELECT domi.rotate_tenant_key(:tf) AS f_rotated;
+CALL domi.rekey('keyring_orphan', 'body');
+SELECT id, domi._rekey_value(body, :tf) IS NOT NULL AS under_an_old_key
+FROM keyring_orphan WHERE body IS NOT NULL ORDER BY id;
+DROP TABLE keyring_orphan;
+
+-- A caller that names ever new tenants (each call an error: no key) does
+-- not grow the backend's key cache without end: 40,000 names here would
+-- take about 6 MB if every one were remembered.
+DO $$
+BEGIN
+	FOR i IN 1..40000 LOOP
+		BEGIN
+			PERFORM domi.decrypt('\x00', md5(i::text)::uuid);
+		EXCEPTION WHEN undefined_object THEN NULL;
+		END;
+	END LOOP;
+END $$;
+SELECT sum(total_bytes) < 2 * 1024 * 1024 AS key_cache_bounded
+FROM pg_backend_memory_contexts WHERE name = 'domi keyring cache';
 
 DROP TABLE keyring_notes, keyring_bad, keyring_parted CASCADE;
 DROP OWNED BY keyring_app, keyring_admin;

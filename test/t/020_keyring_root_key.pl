@@ -58,9 +58,10 @@ restart_with("domi.root_key_file = '$dir/open.key'");
 like(psql_error($node, 'postgres', "SELECT domi.encrypt('x', '$tenant')"),
 	qr/must be owned by the server's user with mode 0600 or less/, 'a key file readable by others is refused');
 
-# 4. Malformed keys: too short, not hex, too long.
+# 4. Malformed keys: too short, not hex, too long, and a key followed by
+# whitespace and then more text past what the server reads of a key file.
 for my $case ([ 'short', substr($key_a, 0, 63) ], [ 'not hex', 'zz' . substr($key_a, 2) ],
-	[ 'long', $key_a . 'ab' ])
+	[ 'long', $key_a . 'ab' ], [ 'trailing text', $key_a . (' ' x 300) . 'more' ])
 {
 	my ($what, $content) = @$case;
 	write_key_file("$dir/bad.key", $content);

@@ -103,6 +103,30 @@ my $late_box = $s1->query_safe("SELECT domi.encrypt_text('late', '$late')");
 is($s2->query_safe("SELECT domi.decrypt_text('$late_box', '$late')"), 'late',
 	'and notices at once when session 1 makes its first key');
 
+# The same inside one open transaction of session 2.  Its locks are taken
+# already, so no new lock makes it read the invalidations: the keyring
+# reads them itself at each call, or it would keep sealing under a rotated
+# key, opening a retired one and using a destroyed one until the
+# transaction ends.
+my $v = '66666666-6666-4666-8666-666666666666';
+my $v1 = $s1->query_safe("SELECT domi.encrypt_text('v one', '$v')");
+$s2->query_safe('BEGIN');
+is($s2->query_safe("SELECT domi.decrypt_text('$v1', '$v')"), 'v one',
+	'in an open transaction, session 2 opens a value under version 1');
+$s1->query_safe("SELECT domi.rotate_tenant_key('$v')");
+my $v2 = $s2->query_safe("SELECT domi.encrypt_text('v two', '$v')");
+$s1->query_safe("SELECT domi.retire_tenant_key('$v', 1)");
+is(try($s1, "SELECT domi.decrypt_text('$v2', '$v')"), 'ok',
+	'the same transaction sealed under version 2 after the rotation (version 1 is retired now)');
+like(try($s2, "SELECT domi.decrypt_text('$v1', '$v')"), qr/^55000: encrypted value is under a retired key/,
+	'and notices the retirement at its next statement');
+$s1->query_safe("SELECT domi.destroy_tenant_keys('$v')");
+like(try($s2, "SELECT domi.decrypt_text('$v2', '$v')"), qr/^55000: the keys of tenant .* have been destroyed/,
+	'and the destruction: it opens nothing of the tenant any more');
+like(try($s2, "SELECT domi.encrypt('x', '$v')"), qr/^55000: the keys of tenant/,
+	'and seals nothing more for it');
+$s2->query_safe('COMMIT');
+
 # Destruction: the other session can neither open nor seal for the tenant.
 $s1->query_safe("SELECT domi.destroy_tenant_keys('$t')");
 like(try($s2, "SELECT domi.decrypt_text('$box2', '$t')"), qr/^55000: the keys of tenant .* have been destroyed/,
