@@ -76,6 +76,7 @@ typedef struct Migration
 	char		hash[LINEAGE_SHA256_HEX];
 	const char *snapshot_name;
 	Snapshot   *snapshot;		/* NULL when missing or malformed */
+	bool		snapshot_unreadable;	/* its snapshot is there but malformed */
 	bool		custom;			/* the SQL starts with the --custom placeholder */
 	bool		placeholder_only;	/* the SQL is the placeholder (or empty) */
 	const char *applied_row;	/* id of the row that recorded it, or NULL */
@@ -108,6 +109,7 @@ typedef struct DrizzleCheck
 	strmap_hash *orphans;		/* prevId naming no snapshot -> List of Snapshot */
 	strmap_hash *placeholders;	/* sha256 -> placeholder text it is of */
 	bool		collision_found;
+	int			nunreadable;	/* snapshots reported as malformed */
 	MemoryContext scratch;		/* reset after each snapshot is read */
 } DrizzleCheck;
 
@@ -294,6 +296,12 @@ read_journal(DrizzleCheck *check)
 		return;
 	}
 	file->referenced = true;
+	if (lineage_json_too_deep(file->text, file->len))
+	{
+		journal_malformed(check, psprintf("meta/_journal.json nests arrays or objects more than %d levels deep, which drizzle-kit never writes and the checker does not read.",
+										  LINEAGE_JSON_MAX_DEPTH));
+		return;
+	}
 	if (!lineage_read_journal(file->text, file->len, &journal, &problem))
 	{
 		journal_malformed(check, problem
@@ -356,6 +364,22 @@ check_unlisted_files(DrizzleCheck *check)
 /*
  * Snapshots
  */
+
+/* drizzle-kit stops on a version above its own: Number(version) > 7 */
+static bool
+snapshot_version_is_newer(const char *version)
+{
+	char	   *end;
+	double		number;
+
+	errno = 0;
+	number = strtod(version, &end);
+	while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+		end++;
+	return end != version && *end == '\0' && errno == 0 &&
+		number > atoi(SNAPSHOT_VERSION);
+}
+
 static Snapshot *
 read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 {
@@ -364,6 +388,14 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 	Snapshot   *s;
 
 	file->referenced = true;
+	if (lineage_json_too_deep(file->text, file->len))
+	{
+		report(check, LINEAGE_ERROR, "snapshot_malformed", m ? m->tag : file->name,
+			   psprintf("%s nests arrays or objects more than %d levels deep, which drizzle-kit never writes and the checker does not read.",
+						file->name, LINEAGE_JSON_MAX_DEPTH),
+			   psprintf("Restore %s from version control.", file->name));
+		return NULL;
+	}
 	if (!lineage_read_snapshot_header(file->text, file->len, &header, &problem,
 									  check->scratch))
 	{
@@ -387,7 +419,12 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 		return NULL;
 	}
 
-	if (header.version == NULL || strcmp(header.version, SNAPSHOT_VERSION) != 0)
+	if (header.version && snapshot_version_is_newer(header.version))
+		report(check, LINEAGE_WARNING, "snapshot_version_outdated", snapshot_label(s),
+			   psprintf("%s has version \"%s\", newer than the version " SNAPSHOT_VERSION " this drizzle-kit reads: drizzle-kit generate stops on it (\"snapshot is of unsupported version\").",
+						file->name, header.version),
+			   "Update drizzle-kit to the version that wrote it (drizzle-kit up cannot go back).");
+	else if (header.version == NULL || strcmp(header.version, SNAPSHOT_VERSION) != 0)
 		report(check, LINEAGE_WARNING, "snapshot_version_outdated", snapshot_label(s),
 			   psprintf("%s has version %s%s%s; the current drizzle-kit writes and reads version " SNAPSHOT_VERSION ".",
 						file->name, header.version ? "\"" : "",
@@ -470,6 +507,11 @@ read_snapshots(DrizzleCheck *check)
 		m->snapshot = read_snapshot(check, file, m);
 		if (m->snapshot)
 			check->snapshots[check->nsnapshots++] = m->snapshot;
+		else
+		{
+			m->snapshot_unreadable = true;
+			check->nunreadable++;
+		}
 	}
 
 	first_unlisted = check->nsnapshots;
@@ -486,6 +528,8 @@ read_snapshots(DrizzleCheck *check)
 		file->referenced = false;	/* still reported as not in the journal */
 		if (s)
 			check->snapshots[check->nsnapshots++] = s;
+		else
+			check->nunreadable++;
 	}
 	qsort(check->snapshots + first_unlisted, check->nsnapshots - first_unlisted,
 		  sizeof(Snapshot *), snapshot_name_order);
@@ -500,8 +544,11 @@ expected_prev_id(DrizzleCheck *check, Snapshot *s, const char **parent_file)
 	*parent_file = NULL;
 	if (s->migration == NULL)
 		return NULL;
-	if (s->migration == &check->migrations[0])
+	if (s->migration->position == 0)
 		return ORIGIN_ID;
+	/* Unknown when it is the first readable entry but not the first entry. */
+	if (s->migration == &check->migrations[0])
+		return NULL;
 	prev = s->migration - 1;
 	/* Unknown when the entry before it in the journal could not be read. */
 	if (prev->snapshot == NULL || prev->position != s->migration->position - 1)
@@ -662,6 +709,18 @@ check_collisions(DrizzleCheck *check)
 	}
 }
 
+/* Whether the snapshot before s in journal order is there but malformed. */
+static bool
+predecessor_unreadable(DrizzleCheck *check, Snapshot *s)
+{
+	Migration  *prev;
+
+	if (s->migration == NULL || s->migration == &check->migrations[0])
+		return false;
+	prev = s->migration - 1;
+	return prev->position == s->migration->position - 1 && prev->snapshot_unreadable;
+}
+
 /* A prevId naming no snapshot, or a chain out of journal order. */
 static void
 check_prev_ids(DrizzleCheck *check)
@@ -680,6 +739,9 @@ check_prev_ids(DrizzleCheck *check)
 			continue;
 		/* A sibling in a collision is reported, with its fix, there. */
 		if (known && list_length(siblings(check, s)) > 1)
+			continue;
+		/* Its parent is likely the malformed snapshot before it: restore that. */
+		if (!known && predecessor_unreadable(check, s))
 			continue;
 
 		if (expected == NULL)
@@ -755,6 +817,8 @@ check_heads(DrizzleCheck *check)
 
 	if (check->collision_found)
 		return;					/* siblings are heads; the collision says it all */
+	if (check->nunreadable > 0)
+		return;					/* a malformed snapshot cuts the chain: restore it first */
 	initStringInfo(&heads);
 	for (i = 0; i < check->nsnapshots; i++)
 	{
@@ -1127,6 +1191,7 @@ check_database(DrizzleCheck *check, Oid relid)
 	int			nrows = 0;
 	int64		newest = PG_INT64_MIN;
 	const char *newest_tag = NULL;
+	bool		any_null = false;
 	int			i;
 
 	lineage_require_columns(relid, "Drizzle", columns);
@@ -1142,7 +1207,11 @@ check_database(DrizzleCheck *check, Oid relid)
 			entry->migration = &check->migrations[i];
 	}
 
-	/* The newest created_at is what the migrator compares with. */
+	/*
+	 * The newest created_at is what the migrator compares with; with a NULL
+	 * one it reads that row (NULLs sort first in DESC) and compares with 0,
+	 * set below.
+	 */
 	applied = palloc0(sizeof(AppliedRow) * Max(list_length(rows), 1));
 	foreach(lc, rows)
 	{
@@ -1152,6 +1221,7 @@ check_database(DrizzleCheck *check, Oid relid)
 		row->id = values[0] ? values[0] : "NULL";
 		row->hash = values[1] ? values[1] : "";
 		row->has_created_at = values[2] != NULL;
+		any_null |= !row->has_created_at;
 		if (row->has_created_at)
 		{
 			row->created_at = strtoi64(values[2], NULL, 10);
@@ -1163,6 +1233,12 @@ check_database(DrizzleCheck *check, Oid relid)
 				newest_tag = m ? m->tag : NULL;
 			}
 		}
+	}
+
+	if (any_null)
+	{
+		newest = 0;
+		newest_tag = NULL;
 	}
 
 	for (i = 0; i < nrows; i++)

@@ -7,9 +7,9 @@
  * need nothing but those three members.  The text is first validated by
  * PostgreSQL's JSON lexer without decoding escapes (the cheapest complete
  * check); then, since it is valid JSON, a walk over the top level finds the
- * three members with no grammar to check.  drizzle-kit writes them first,
- * so the walk usually stops after three.  A key or wanted value with an
- * escape in it takes the slow path: the parser again, escapes decoded.
+ * three members with no grammar to check (skipping the other members' values
+ * byte by byte).  A key or wanted value with an escape in it takes the slow
+ * path: the parser again, escapes decoded.
  *
  * \u0000 is valid JSON (Node reads it) but no PostgreSQL text: it does not
  * make a snapshot malformed unless it is in one of the three members.
@@ -71,6 +71,9 @@ header_field(void *state, char *fname, bool isnull)
 		parse->member = &parse->header->prev_id;
 	else if (strcmp(fname, "version") == 0)
 		parse->member = &parse->header->version;
+	/* A member given twice counts by its last value, as in JSON.parse. */
+	if (parse->member)
+		*parse->member = NULL;
 }
 
 static void
@@ -206,17 +209,21 @@ typedef enum WalkResult
 	WALK_SLOW_PATH				/* an escape, or text the walk cannot follow */
 } WalkResult;
 
+/*
+ * The whole top level, not just up to the three members: a member given
+ * twice counts by its last value, as in JSON.parse, and one that is not a
+ * string is NULL.
+ */
 static WalkResult
 walk_header(const char *text, int len, SnapshotHeader *header)
 {
 	Scan		s = {text, text + len};
-	int			wanted = 3;
 
 	skip_space(&s);
 	if (s.p >= s.end || *s.p != '{')
 		return WALK_NOT_OBJECT;
 	s.p++;
-	while (wanted > 0)
+	for (;;)
 	{
 		const char *key;
 		int			keylen;
@@ -241,6 +248,8 @@ walk_header(const char *text, int len, SnapshotHeader *header)
 		else if (keylen == 7 && memcmp(key, "version", 7) == 0)
 			member = &header->version;
 
+		if (member)
+			*member = NULL;
 		if (member && s.p < s.end && *s.p == '"')
 		{
 			const char *value;
@@ -252,8 +261,6 @@ walk_header(const char *text, int len, SnapshotHeader *header)
 		}
 		else if (!skip_value(&s))
 			return WALK_SLOW_PATH;
-		if (member)
-			wanted--;
 		skip_space(&s);
 		if (s.p < s.end && *s.p == ',')
 			s.p++;

@@ -287,7 +287,55 @@ SELECT severity, code, migration, fix FROM domi.lineage_check(
 SELECT * FROM domi.lineage_check(pg_temp.m('prisma'), 'drizzle.__drizzle_migrations');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
--- 9. Mutated folders (truncated files, stray brackets, quotes, escapes,
+-- 9. Hostile and odd input, read the way Node's JSON.parse and the
+-- migrators read it.  An empty migrations table: every entry is pending.
+TRUNCATE drizzle.__drizzle_migrations RESTART IDENTITY;
+-- Nesting deeper than PostgreSQL's parser recurses is a finding, not
+-- "stack depth limit exceeded" for the whole call.
+SELECT severity, code, migration, detail FROM domi.lineage_check(
+	pg_temp.put(pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		'{"id": "x", "deep": ' || repeat('[', 100000) || repeat(']', 100000) || '}'),
+		'meta/_journal.json', '{"entries": [' || repeat('{"a":', 50000) || '1' || repeat('}', 50000) || ']}'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- 1000 levels are read (and so are brackets inside strings).
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		jsonb_set(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')::jsonb, '{deep}',
+			(repeat('[', 999) || '"' || repeat('[', 5000) || '"' || repeat(']', 999))::jsonb)::text))
+	WHERE code <> 'pending';
+-- A member given twice counts by its last value, as in JSON.parse: a
+-- second "entries" array replaces the first, a second "tag" the first; a
+-- snapshot's id given again after its other members, or as a number.
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/_journal.json',
+		rtrim(rtrim(pg_temp.file(pg_temp.m('clean'), 'meta/_journal.json')), '}') ||
+		', "entries": [{"idx": 0, "when": 1700000000000, "tag": "0002_user_email", "tag": "0000_init"}]}'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+SELECT code, migration, detail FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		rtrim(rtrim(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')), '}') ||
+		', "id": "22222222-2222-2222-2222-222222222222", "prevId": "33333333-3333-3333-3333-333333333333"}'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+SELECT code, migration, detail FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		rtrim(rtrim(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')), '}') || ', "id": 2}'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- The first journal entry unreadable: the next one is not the first
+-- migration, so its prevId (0000's id) is not to be made the origin.
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.edit(pg_temp.m('clean'), 'meta/_journal.json', '{entries,0,when}', '"soon"'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- A snapshot from a newer drizzle-kit: "drizzle-kit up" cannot help.
+SELECT code, detail, fix FROM domi.lineage_check(
+	pg_temp.edit(pg_temp.m('clean'), 'meta/0002_snapshot.json', '{version}', '"8"'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- A row without created_at: the migrator compares with 0 and runs every
+-- migration again, so a pending one with an early "when" is not skipped.
+SELECT pg_temp.migrate(pg_temp.m('skipped'), 1);
+INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES (repeat('cd', 32), NULL);
+SELECT severity, code, migration FROM domi.lineage_check(pg_temp.m('skipped'));
+DELETE FROM drizzle.__drizzle_migrations WHERE created_at IS NULL;
+-- 10. Mutated folders (truncated files, stray brackets, quotes, escapes,
 -- renamed keys), with a fixed seed: no call raises an error or takes the
 -- backend down (the folder has pending migrations, so every call has
 -- findings).
