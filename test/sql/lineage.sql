@@ -335,6 +335,23 @@ SELECT pg_temp.migrate(pg_temp.m('skipped'), 1);
 INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES (repeat('cd', 32), NULL);
 SELECT severity, code, migration FROM domi.lineage_check(pg_temp.m('skipped'));
 DELETE FROM drizzle.__drizzle_migrations WHERE created_at IS NULL;
+-- Prisma's checksums as schema-engine compares them: a checksum shorter
+-- than 64 characters is the digest without zero-padding (written by early
+-- versions), the CRLF variant is of the file as it is (a CRLF becomes
+-- CR CR LF), and the hex is lower case.
+CREATE FUNCTION pg_temp.unpadded(t text) RETURNS text LANGUAGE sql AS $$
+	SELECT string_agg(to_hex(get_byte(d, i)), '' ORDER BY i)
+	FROM (SELECT sha256(convert_to(t, 'UTF8')) AS d) s, generate_series(0, 31) i
+$$;
+TRUNCATE _prisma_migrations;
+INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, started_at) VALUES
+	('c1', pg_temp.unpadded(pg_temp.file(pg_temp.m('prisma'), '20240101000000_init/migration.sql')), now(), '20240101000000_init', now() - interval '3 min'),
+	('c2', pg_temp.sha256(E'A\r\r\nB\r\n'), now(), '20240201000000_posts', now() - interval '2 min'),
+	('c3', upper(pg_temp.sha256(pg_temp.file(pg_temp.m('prisma'), '20240301000000_tags/migration.sql'))), now(), '20240301000000_tags', now() - interval '1 min');
+SELECT length(checksum) < 64 AS unpadded_is_shorter FROM _prisma_migrations WHERE id = 'c1';
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('prisma'), '20240201000000_posts/migration.sql', E'A\r\nB\n'));
+
 -- 10. Mutated folders (truncated files, stray brackets, quotes, escapes,
 -- renamed keys), with a fixed seed: no call raises an error or takes the
 -- backend down (the folder has pending migrations, so every call has
