@@ -53,9 +53,9 @@
 
 /*
  * The first line "drizzle-kit generate --custom" writes.  Versions 0.19 to
- * 0.27 (checked: 0.19.13, 0.20.18, 0.22.8, 0.24.2, 0.25.0, 0.26.2, 0.27.2)
- * wrote "put you code"; 0.28 and later (checked: 0.28.1, 0.31.11) write
- * "put your code".  Before 0.19 there was no --custom.
+ * 0.28.0 (checked: 0.19.13, 0.20.18, 0.22.8, 0.24.2, 0.25.0, 0.26.2, 0.27.2,
+ * 0.28.0) wrote "put you code"; 0.28.1 and later (checked: 0.28.1, 0.31.11)
+ * write "put your code".  Before 0.19 there was no --custom.
  */
 static const char *const custom_placeholders[] = {
 	"-- Custom SQL migration file, put your code below! --",
@@ -95,6 +95,8 @@ struct Snapshot
 	List	   *children;		/* the snapshots whose prevId is its id */
 	int			walk;			/* cycle search: last walk that reached it */
 	bool		walked;			/* cycle search: done with it */
+	int			fix_round;		/* collision fix: last fix that queued it */
+	bool		in_collision_fix;	/* a collision's fix sets its prevId */
 };
 
 typedef struct DrizzleCheck
@@ -109,6 +111,7 @@ typedef struct DrizzleCheck
 	strmap_hash *orphans;		/* prevId naming no snapshot -> List of Snapshot */
 	strmap_hash *placeholders;	/* sha256 -> placeholder text it is of */
 	bool		collision_found;
+	int			fix_rounds;		/* collision fixes written so far */
 	int			nunreadable;	/* snapshots reported as malformed */
 	MemoryContext scratch;		/* reset after each snapshot is read */
 } DrizzleCheck;
@@ -607,33 +610,75 @@ siblings(DrizzleCheck *check, Snapshot *s)
 	return s->parent ? s->parent->children : lineage_strmap_get(check->orphans, s->prev_id);
 }
 
-/* "set prevId of X to "id" (the id of Y)" for each child not in journal order */
-static char *
-collision_fix(DrizzleCheck *check, List *children)
+/* The snapshots whose prevId is id (a snapshot's, or one no snapshot has). */
+static List *
+children_of(DrizzleCheck *check, const char *id)
 {
-	StringInfoData fix;
+	Snapshot   *parent = lineage_strmap_get(check->by_id, id);
+
+	return parent ? parent->children : lineage_strmap_get(check->orphans, id);
+}
+
+/* Queue each of list's snapshots not in journal order, once per fix. */
+static List *
+queue_misplaced(DrizzleCheck *check, List *queue, List *list)
+{
 	ListCell   *lc;
 
-	initStringInfo(&fix);
-	foreach(lc, children)
+	foreach(lc, list)
 	{
 		Snapshot   *child = lfirst(lc);
 		const char *parent_file;
 		const char *expected = expected_prev_id(check, child, &parent_file);
 
-		if (expected && strcmp(expected, child->prev_id) == 0)
+		if (child->fix_round == check->fix_rounds ||
+			(expected && strcmp(expected, child->prev_id) == 0))
 			continue;
+		child->fix_round = check->fix_rounds;
+		queue = lappend(queue, child);
+	}
+	return queue;
+}
+
+/*
+ * "set prevId of X to "id" (the id of Y)" for each child not in journal
+ * order.  Re-pointing X at Y makes it a sibling of Y's other children, so
+ * those not in journal order are re-pointed too (and theirs after them):
+ * applied as written, the fix leaves no collision behind, and these
+ * snapshots form one chain in journal order.
+ */
+static char *
+collision_fix(DrizzleCheck *check, List *children)
+{
+	StringInfoData fix;
+	List	   *queue;
+	int			i;
+
+	initStringInfo(&fix);
+	check->fix_rounds++;
+	queue = queue_misplaced(check, NIL, children);
+	for (i = 0; i < list_length(queue); i++)
+	{
+		Snapshot   *child = list_nth(queue, i);
+		const char *parent_file;
+		const char *expected = expected_prev_id(check, child, &parent_file);
+
+		child->in_collision_fix = true;
 		if (fix.len > 0)
 			appendStringInfoString(&fix, "; ");
 		if (expected == NULL)
+		{
 			appendStringInfo(&fix, "delete %s or give it a journal entry (it has no place in journal order)",
 							 child->file->name);
-		else if (parent_file == NULL)
+			continue;
+		}
+		if (parent_file == NULL)
 			appendStringInfo(&fix, "set prevId of %s to \"%s\" (it is the first migration)",
 							 child->file->name, expected);
 		else
 			appendStringInfo(&fix, "set prevId of %s to \"%s\" (the id of %s)",
 							 child->file->name, expected, parent_file);
+		queue = queue_misplaced(check, queue, children_of(check, expected));
 	}
 	if (fix.len == 0)
 		return NULL;
@@ -738,7 +783,7 @@ check_prev_ids(DrizzleCheck *check)
 		if (known && (expected == NULL || strcmp(expected, s->prev_id) == 0))
 			continue;
 		/* A sibling in a collision is reported, with its fix, there. */
-		if (known && list_length(siblings(check, s)) > 1)
+		if (known && (list_length(siblings(check, s)) > 1 || s->in_collision_fix))
 			continue;
 		/* Its parent is likely the malformed snapshot before it: restore that. */
 		if (!known && predecessor_unreadable(check, s))

@@ -106,6 +106,27 @@ SELECT code, migration, fix FROM domi.lineage_check(
 		'meta/0001_snapshot.json', '{prevId}', to_jsonb(pg_temp.snapshot_id(pg_temp.m('clean'), '0000'))),
 		'meta/0002_snapshot.json', '{prevId}', to_jsonb(pg_temp.snapshot_id(pg_temp.m('clean'), '0000'))))
 	WHERE code = 'snapshot_prev_collision';
+-- The collision folder as fixed above, re-chained as if 0002 branched off
+-- 0000 and merged into the line 0001 <- 0003: re-pointing 0002 at 0001
+-- would leave 0002 and 0003 both on 0001, so the fix re-points 0003 too.
+-- Applied word for word, it leaves one chain in journal order.
+CREATE FUNCTION pg_temp.apply_prev_fixes(m jsonb, fix text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	step text[];
+BEGIN
+	FOR step IN SELECT regexp_matches(fix, 'set prevId of (\S+) to "([^"]+)"', 'gi') LOOP
+		m := pg_temp.edit(m, step[1], '{prevId}', to_jsonb(step[2]));
+	END LOOP;
+	RETURN m;
+END;
+$$;
+SELECT pg_temp.edit(pg_temp.edit(pg_temp.m('collision'),
+		'meta/0002_snapshot.json', '{prevId}', to_jsonb(pg_temp.snapshot_id(pg_temp.m('collision'), '0000'))),
+		'meta/0003_snapshot.json', '{prevId}', to_jsonb(pg_temp.snapshot_id(pg_temp.m('collision'), '0001'))) AS branched \gset
+SELECT code, migration, fix FROM domi.lineage_check(:'branched') WHERE code LIKE 'snapshot%';
+SELECT code, migration FROM domi.lineage_check(pg_temp.apply_prev_fixes(:'branched',
+		(SELECT fix FROM domi.lineage_check(:'branched') WHERE code = 'snapshot_prev_collision')))
+	WHERE code <> 'no_migrations_table';
 SELECT code, migration, detail, fix FROM domi.lineage_check(
 	pg_temp.put(pg_temp.m('clean'), 'meta/0009_snapshot.json',
 		jsonb_set(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')::jsonb,
@@ -204,7 +225,7 @@ SELECT severity, code, migration FROM domi.lineage_check(pg_temp.m('placeholder'
 SELECT severity, code, migration, detail, fix FROM domi.lineage_check(
 	pg_temp.put(pg_temp.m('placeholder'), '0001_seed.sql',
 		pg_temp.file(pg_temp.m('placeholder'), '0001_seed.sql') || E'\nINSERT INTO users (name) VALUES (''admin'');\n'));
--- The same with the older placeholder text (drizzle-kit before 0.28, "put
+-- The same with the older placeholder text (drizzle-kit 0.28.0 and before, "put
 -- you code"), saved by an editor with a final newline; and with an empty file.
 UPDATE drizzle.__drizzle_migrations SET hash = pg_temp.sha256(E'-- Custom SQL migration file, put you code below! --\n') WHERE id = 2;
 SELECT code, migration FROM domi.lineage_check(
