@@ -1182,6 +1182,35 @@ check_unmatched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
 		   "Find the migration with that sha256 (version control, other branches) and restore it into the folder and the journal; if the row was inserted by hand, check that its SQL really ran.");
 }
 
+/*
+ * A row without created_at, matched by its hash.  When another row already
+ * records that migration, this one is an extra to delete, not to date.
+ */
+static void
+check_null_row(DrizzleCheck *check, const char *table, AppliedRow *row,
+			   strmap_hash **by_hash)
+{
+	Migration  *m = migration_by_hash(check, by_hash, row->hash);
+	char	   *fix;
+
+	if (m == NULL)
+		fix = psprintf("Set created_at of row %s to the \"when\" of the migration it records, or delete the row if it records none.",
+					   row->id);
+	else if (m->applied_row)
+		fix = psprintf("DELETE FROM %s WHERE id = %s (row %s records %s already).",
+					   table, row->id, m->applied_row, m->tag);
+	else
+	{
+		fix = psprintf("UPDATE %s SET created_at = %lld WHERE id = %s (the \"when\" of %s, whose hash it has).",
+					   table, (long long) m->when, row->id, m->tag);
+		m->applied_row = row->id;
+	}
+	report(check, LINEAGE_ERROR, "applied_created_at_null", m ? m->tag : NULL,
+		   psprintf("Row %s of %s has no created_at. The migrator reads its newest row with ORDER BY created_at DESC, which puts this row first, takes 0 as the newest time and runs every migration again.",
+					row->id, table),
+		   fix);
+}
+
 /* Journal entries no row records: pending, or skipped by the migrator. */
 static void
 check_pending(DrizzleCheck *check, const char *table, bool any_rows,
@@ -1292,25 +1321,17 @@ check_database(DrizzleCheck *check, Oid relid)
 		Migration  *m;
 
 		if (!row->has_created_at)
-		{
-			m = migration_by_hash(check, &by_hash, row->hash);
-			report(check, LINEAGE_ERROR, "applied_created_at_null", m ? m->tag : NULL,
-				   psprintf("Row %s of %s has no created_at. The migrator reads its newest row with ORDER BY created_at DESC, which puts this row first, takes 0 as the newest time and runs every migration again.",
-							row->id, table),
-				   m
-				   ? psprintf("UPDATE %s SET created_at = %lld WHERE id = %s (the \"when\" of %s, whose hash it has).",
-							  table, (long long) m->when, row->id, m->tag)
-				   : psprintf("Set created_at of row %s to the \"when\" of the migration it records, or delete the row if it records none.",
-							  row->id));
-			if (m && m->applied_row == NULL)
-				m->applied_row = row->id;
-			continue;
-		}
+			continue;			/* after the others, which may record it */
 		m = migration_by_when(by_when, row->created_at);
 		if (m)
 			check_matched_row(check, table, row, m);
 		else
 			check_unmatched_row(check, table, row, &by_hash, newest);
+	}
+	for (i = 0; i < nrows; i++)
+	{
+		if (!applied[i].has_created_at)
+			check_null_row(check, table, &applied[i], &by_hash);
 	}
 	check_pending(check, table, newest != PG_INT64_MIN, newest, newest_tag);
 }

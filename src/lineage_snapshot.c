@@ -143,27 +143,44 @@ skip_space(Scan *s)
 		s->p++;
 }
 
-/* At a quote: moves past the closing one; false when it did not find it. */
+/*
+ * At a quote: moves past the closing one; false when it did not find it.
+ * memchr finds each candidate quote; one after an odd run of backslashes
+ * is escaped (the text is valid JSON, so the run is all escapes).
+ */
 static bool
 scan_string(Scan *s, const char **start, int *len, bool *escaped)
 {
-	*start = ++s->p;
-	*escaped = false;
-	while (s->p < s->end && *s->p != '"')
+	const char *p = ++s->p;
+
+	*start = p;
+	for (;;)
 	{
-		if (*s->p == '\\')
+		const char *quote = memchr(p, '"', s->end - p);
+		const char *run;
+
+		if (quote == NULL)
 		{
-			*escaped = true;
-			s->p++;
+			s->p = s->end;
+			return false;
 		}
-		s->p++;
+		for (run = quote; run > *start && run[-1] == '\\'; run--)
+			;
+		if ((quote - run) % 2 == 0)
+		{
+			*len = (int) (quote - *start);
+			*escaped = memchr(*start, '\\', *len) != NULL;
+			s->p = quote + 1;
+			return true;
+		}
+		p = quote + 1;
 	}
-	if (s->p >= s->end)
-		return false;
-	*len = (int) (s->p - *start);
-	s->p++;
-	return true;
 }
+
+/* The bytes a walk over nested values must stop at. */
+static const bool structural[256] = {
+	['"'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
+};
 
 /* Moves past one value: a string, a scalar, or a nested object or array. */
 static bool
@@ -171,6 +188,14 @@ skip_value(Scan *s)
 {
 	int			depth = 0;
 
+	if (s->p < s->end && !structural[(unsigned char) *s->p])
+	{
+		/* A number, true, false or null: up to what ends it. */
+		while (s->p < s->end && *s->p != ',' && *s->p != '}' && *s->p != ']' &&
+			   *s->p != ' ' && *s->p != '\t' && *s->p != '\n' && *s->p != '\r')
+			s->p++;
+		return true;
+	}
 	while (s->p < s->end)
 	{
 		char		c = *s->p;
@@ -185,19 +210,21 @@ skip_value(Scan *s)
 				return false;
 			if (depth == 0)
 				return true;
-			continue;
 		}
-		if (depth == 0 && (c == ',' || c == '}' || c == ']' || c == ' ' ||
-						   c == '\t' || c == '\n' || c == '\r'))
-			return true;		/* the end of a number, true, false or null */
-		if (c == '{' || c == '[')
-			depth++;
-		else if ((c == '}' || c == ']') && --depth == 0)
+		else
 		{
+			if (c == '{' || c == '[')
+				depth++;
+			else if (--depth == 0)
+			{
+				s->p++;
+				return true;
+			}
 			s->p++;
-			return true;
 		}
-		s->p++;
+		/* Inside a nested value only brackets and strings matter. */
+		while (s->p < s->end && !structural[(unsigned char) *s->p])
+			s->p++;
 	}
 	return false;
 }

@@ -341,6 +341,13 @@ SELECT code, migration, detail FROM domi.lineage_check(
 	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
 		rtrim(rtrim(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')), '}') || ', "id": 2}'),
 	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- Members before "id" with escaped quotes and backslashes, and brackets in
+-- strings, are stepped over: the header is read as it is.
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		'{"x": "a\\\"}\\\\", "y": ["\\\\\"", {"z": "]"}, 1e5, true], ' ||
+		ltrim(ltrim(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')), '{')),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
 -- The first journal entry unreadable: the next one is not the first
 -- migration, so its prevId (0000's id) is not to be made the origin.
 SELECT code, migration FROM domi.lineage_check(
