@@ -1119,6 +1119,28 @@ migration_by_hash(DrizzleCheck *check, strmap_hash **map, const char *hash)
 	return lineage_strmap_get(*map, hash);
 }
 
+/*
+ * A row's id as it goes into the SQL of a fix: drizzle's id is a serial, but
+ * the table may be anyone's, and a person runs what the fix says, so any
+ * other text is a quoted literal.
+ */
+static const char *
+sql_row_id(const char *id)
+{
+	const char *p = id;
+
+	if (*p == '-')
+		p++;
+	if (*p == '\0')
+		return quote_literal_cstr(id);
+	for (; *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return quote_literal_cstr(id);
+	}
+	return id;
+}
+
 /* A row whose created_at is a journal "when": the same migration. */
 static void
 check_matched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
@@ -1132,7 +1154,7 @@ check_matched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
 			   psprintf("Rows %s and %s of %s both record %s (created_at %lld).",
 						m->applied_row, row->id, table, m->tag, (long long) row->created_at),
 			   psprintf("Check whether %s.sql ran twice, and delete the extra row: DELETE FROM %s WHERE id = %s.",
-						m->tag, table, row->id));
+						m->tag, table, sql_row_id(row->id)));
 		return;
 	}
 	m->applied_row = row->id;
@@ -1173,7 +1195,7 @@ check_unmatched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
 						(long long) m->when,
 						m->when > newest ? ": the migrator will run it again" : ""),
 			   psprintf("If the journal is right: UPDATE %s SET created_at = %lld WHERE id = %s.",
-						table, (long long) m->when, row->id));
+						table, (long long) m->when, sql_row_id(row->id)));
 		return;
 	}
 	report(check, LINEAGE_WARNING, "applied_unknown", NULL,
@@ -1198,11 +1220,11 @@ check_null_row(DrizzleCheck *check, const char *table, AppliedRow *row,
 					   row->id);
 	else if (m->applied_row)
 		fix = psprintf("DELETE FROM %s WHERE id = %s (row %s records %s already).",
-					   table, row->id, m->applied_row, m->tag);
+					   table, sql_row_id(row->id), m->applied_row, m->tag);
 	else
 	{
 		fix = psprintf("UPDATE %s SET created_at = %lld WHERE id = %s (the \"when\" of %s, whose hash it has).",
-					   table, (long long) m->when, row->id, m->tag);
+					   table, (long long) m->when, sql_row_id(row->id), m->tag);
 		m->applied_row = row->id;
 	}
 	report(check, LINEAGE_ERROR, "applied_created_at_null", m ? m->tag : NULL,

@@ -248,6 +248,12 @@ SELECT code, migration FROM domi.lineage_check(pg_temp.m('skipped'), 'app_migrat
 -- and nothing else happens.
 CREATE TABLE "m""; DROP TABLE app_migrations; --" (LIKE drizzle.__drizzle_migrations INCLUDING ALL);
 SELECT code, migration FROM domi.lineage_check(pg_temp.m('skipped'), '"m""; DROP TABLE app_migrations; --"');
+-- Row ids go into the SQL of a fix; one that is not a number is a literal.
+CREATE TABLE text_id_migrations (id text, hash text, created_at bigint);
+INSERT INTO text_id_migrations SELECT '0', hash, created_at FROM drizzle.__drizzle_migrations WHERE id = 1;
+INSERT INTO text_id_migrations SELECT '1; DROP TABLE app_migrations; --', hash, created_at FROM drizzle.__drizzle_migrations WHERE id = 1;
+SELECT code, fix FROM domi.lineage_check(pg_temp.m('skipped'), 'text_id_migrations') WHERE code = 'applied_twice';
+DROP TABLE text_id_migrations;
 SELECT to_regclass('app_migrations') IS NOT NULL AS app_migrations_still_there;
 DROP TABLE "m""; DROP TABLE app_migrations; --";
 CREATE TABLE not_migrations (id int);
