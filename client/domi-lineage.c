@@ -4,7 +4,7 @@
  *		migrated: sends the folder's files to domi.lineage_check() and prints
  *		the findings for a person.
  *
- *	domi-lineage [--prisma] [--migrations-table NAME] [-d CONNSTR] DIR
+ *	domi-lineage [--prisma] [--migrations-table NAME] [-d CONNSTR] [--] DIR
  *
  * DIR is a drizzle-kit "out" folder (meta/_journal.json, meta/NAME.json,
  * *.sql) or, with --prisma, a prisma/migrations folder (NAME/migration.sql,
@@ -17,12 +17,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "libpq-fe.h"
 
@@ -136,14 +138,6 @@ path_join(const char *dir, const char *name)
 }
 
 static bool
-is_regular_file(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static bool
 has_suffix(const char *name, const char *suffix)
 {
 	size_t		len = strlen(name);
@@ -152,30 +146,184 @@ has_suffix(const char *name, const char *suffix)
 	return len > slen && strcmp(name + len - slen, suffix) == 0;
 }
 
-/* Adds "name": "<text of path>" to the manifest's files. */
-static void
-add_file(Buffer *manifest, int *nfiles, const char *name, const char *path)
+/*
+ * jsonb holds at most 2^28 - 1 bytes (JENTRY_OFFLENMASK), so the files of
+ * one manifest cannot total more: say so before reading gigabytes.
+ */
+#define MANIFEST_MAX_BYTES	268435455
+
+/* The manifest being built from a folder. */
+typedef struct Folder
 {
-	FILE	   *f = fopen(path, "rb");
-	char		chunk[65536];
+	const char *dir;
+	bool		prisma;
+	Buffer		manifest;
+	int			nfiles;
+	size_t		total;			/* bytes of file text so far */
+} Folder;
+
+static void
+too_large(Folder *folder)
+{
+	fail("the files in \"%s\" total more than %d bytes, more than the manifest (one jsonb value) can hold",
+		 folder->dir, MANIFEST_MAX_BYTES);
+}
+
+/*
+ * The length of the well-formed UTF-8 sequence at s, or 0 when it is not
+ * one; *consumed is then the length of its maximal ill-formed prefix, which
+ * a decoder replaces by one U+FFFD (the WHATWG Encoding Standard's UTF-8
+ * decoder, which Node's Buffer.toString() follows).
+ */
+static size_t
+utf8_sequence(const unsigned char *s, size_t avail, size_t *consumed)
+{
+	unsigned char lo = 0x80;
+	unsigned char hi = 0xBF;
+	size_t		need;
+	size_t		i;
+
+	if (s[0] < 0x80)
+		need = 0;
+	else if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		need = 1;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+	{
+		need = 2;
+		if (s[0] == 0xE0)
+			lo = 0xA0;			/* overlong */
+		if (s[0] == 0xED)
+			hi = 0x9F;			/* surrogates */
+	}
+	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+	{
+		need = 3;
+		if (s[0] == 0xF0)
+			lo = 0x90;			/* overlong */
+		if (s[0] == 0xF4)
+			hi = 0x8F;			/* above U+10FFFF */
+	}
+	else
+	{
+		*consumed = 1;
+		return 0;
+	}
+	for (i = 1; i <= need; i++)
+	{
+		if (i >= avail || s[i] < lo || s[i] > hi)
+		{
+			*consumed = i;
+			return 0;
+		}
+		lo = 0x80;
+		hi = 0xBF;
+	}
+	*consumed = need + 1;
+	return need + 1;
+}
+
+/*
+ * The text as drizzle-orm's migrator reads and hashes it:
+ * fs.readFileSync(path).toString(), every ill-formed UTF-8 sequence made
+ * U+FFFD.  Returns the number of replacements; with replace off, only
+ * counts them.
+ */
+static size_t
+node_utf8(const char *text, size_t len, Buffer *out, bool replace)
+{
+	const unsigned char *s = (const unsigned char *) text;
+	size_t		replaced = 0;
+	size_t		i = 0;
+
+	while (i < len)
+	{
+		size_t		consumed;
+
+		if (utf8_sequence(s + i, len - i, &consumed) == 0)
+		{
+			replaced++;
+			if (replace)
+				buffer_append(out, "\xEF\xBF\xBD", 3);
+		}
+		else if (replace)
+			buffer_append(out, text + i, consumed);
+		i += consumed;
+	}
+	return replaced;
+}
+
+/*
+ * Adds "name": "<text of path>" to the manifest when path is a regular file
+ * (after symlinks, as the migrators read it); returns whether it did.
+ * Opened before it is looked at, and without waiting, so that a FIFO or a
+ * device named like a migration is skipped instead of blocking or being
+ * read forever.
+ */
+static bool
+add_file(Folder *folder, const char *name, const char *path)
+{
+	int			fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
 	Buffer		text = {NULL, 0, 0};
-	size_t		n;
+	char		chunk[65536];
+	ssize_t		n;
 
-	if (f == NULL)
+	if (fd < 0)
+	{
+		if (errno == ENOENT || errno == ENOTDIR)
+			return false;
 		fail("cannot open \"%s\": %s", path, strerror(errno));
-	buffer_append(&text, "", 0);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buffer_append(&text, chunk, n);
-	if (ferror(f))
-		fail("cannot read \"%s\": %s", path, strerror(errno));
-	fclose(f);
+	}
+	if (fstat(fd, &st) != 0)
+		fail("cannot stat \"%s\": %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+	{
+		close(fd);
+		return false;
+	}
+	if ((size_t) st.st_size > MANIFEST_MAX_BYTES - folder->total)
+		too_large(folder);
 
-	if ((*nfiles)++ > 0)
-		buffer_puts(manifest, ",");
-	buffer_json_string(manifest, name, strlen(name));
-	buffer_puts(manifest, ":");
-	buffer_json_string(manifest, text.data, text.len);
+	buffer_append(&text, "", 0);
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0)
+	{
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			fail("cannot read \"%s\": %s", path, strerror(errno));
+		}
+		if ((size_t) n > MANIFEST_MAX_BYTES - folder->total - text.len)
+			too_large(folder);	/* it grew while we read it */
+		buffer_append(&text, chunk, n);
+	}
+	close(fd);
+
+	if (memchr(text.data, '\0', text.len) != NULL)
+		fail("\"%s\" contains a NUL byte, which PostgreSQL text cannot hold", path);
+	if (node_utf8(text.data, text.len, NULL, false) > 0)
+	{
+		Buffer		decoded = {NULL, 0, 0};
+
+		/* Prisma's engine refuses such a file; drizzle-orm hashes U+FFFD. */
+		if (folder->prisma)
+			fail("\"%s\" is not valid UTF-8, and Prisma cannot read it either", path);
+		buffer_append(&decoded, "", 0);
+		node_utf8(text.data, text.len, &decoded, true);
+		free(text.data);
+		text = decoded;
+		if (text.len > MANIFEST_MAX_BYTES - folder->total)
+			too_large(folder);
+	}
+	folder->total += text.len;
+
+	if (folder->nfiles++ > 0)
+		buffer_puts(&folder->manifest, ",");
+	buffer_json_string(&folder->manifest, name, strlen(name));
+	buffer_puts(&folder->manifest, ":");
+	buffer_json_string(&folder->manifest, text.data, text.len);
 	free(text.data);
+	return true;
 }
 
 static int
@@ -184,7 +332,11 @@ name_order(const void *a, const void *b)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* The entries of dir, sorted, without "." and "..". */
+/*
+ * The entries of dir, sorted, without "." and ".."; NULL when dir does not
+ * exist.  A folder that exists but cannot be read stops the check: a
+ * missing journal would be reported for what is only a permission problem.
+ */
 static char **
 list_dir(const char *dir, int *count)
 {
@@ -196,7 +348,12 @@ list_dir(const char *dir, int *count)
 
 	*count = 0;
 	if (d == NULL)
-		return NULL;
+	{
+		if (errno == ENOENT)
+			return NULL;
+		fail("cannot read directory \"%s\": %s", dir, strerror(errno));
+	}
+	errno = 0;
 	while ((e = readdir(d)) != NULL)
 	{
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
@@ -212,7 +369,10 @@ list_dir(const char *dir, int *count)
 		if (names[n] == NULL)
 			fail("out of memory");
 		n++;
+		errno = 0;
 	}
+	if (errno != 0)
+		fail("cannot read directory \"%s\": %s", dir, strerror(errno));
 	closedir(d);
 	if (n > 0)
 		qsort(names, n, sizeof(char *), name_order);
@@ -220,70 +380,81 @@ list_dir(const char *dir, int *count)
 	return names;
 }
 
+static void
+free_names(char **names, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 /* A drizzle-kit folder: *.sql at the top, meta/NAME.json below. */
 static void
-add_drizzle_files(Buffer *manifest, int *nfiles, const char *dir)
+add_drizzle_files(Folder *folder)
 {
-	char	   *meta = path_join(dir, "meta");
+	char	   *meta = path_join(folder->dir, "meta");
 	char	  **names;
 	int			n;
 	int			i;
 
-	names = list_dir(dir, &n);
+	names = list_dir(folder->dir, &n);
 	for (i = 0; i < n; i++)
 	{
-		char	   *path = path_join(dir, names[i]);
+		char	   *path = path_join(folder->dir, names[i]);
 
-		if (has_suffix(names[i], ".sql") && is_regular_file(path))
-			add_file(manifest, nfiles, names[i], path);
+		if (has_suffix(names[i], ".sql"))
+			add_file(folder, names[i], path);
 		free(path);
 	}
+	free_names(names, n);
 	names = list_dir(meta, &n);
 	for (i = 0; i < n; i++)
 	{
 		char	   *path = path_join(meta, names[i]);
 		char	   *name = path_join("meta", names[i]);
 
-		if (has_suffix(names[i], ".json") && is_regular_file(path))
-			add_file(manifest, nfiles, name, path);
+		if (has_suffix(names[i], ".json"))
+			add_file(folder, name, path);
 		free(path);
 		free(name);
 	}
+	free_names(names, n);
 	free(meta);
 }
 
 /* A prisma/migrations folder: NAME/migration.sql and migration_lock.toml. */
 static void
-add_prisma_files(Buffer *manifest, int *nfiles, const char *dir)
+add_prisma_files(Folder *folder)
 {
 	char	  **names;
 	int			n;
 	int			i;
-	char	   *lock = path_join(dir, "migration_lock.toml");
+	char	   *lock = path_join(folder->dir, "migration_lock.toml");
 
-	if (is_regular_file(lock))
-		add_file(manifest, nfiles, "migration_lock.toml", lock);
+	add_file(folder, "migration_lock.toml", lock);
 	free(lock);
-	names = list_dir(dir, &n);
+	names = list_dir(folder->dir, &n);
 	for (i = 0; i < n; i++)
 	{
-		char	   *sub = path_join(dir, names[i]);
+		char	   *sub = path_join(folder->dir, names[i]);
 		char	   *path = path_join(sub, "migration.sql");
 		char	   *name = path_join(names[i], "migration.sql");
 
-		if (is_regular_file(path))
-			add_file(manifest, nfiles, name, path);
+		add_file(folder, name, path);
 		free(sub);
 		free(path);
 		free(name);
 	}
+	free_names(names, n);
 }
 
 static void
 usage(FILE *out)
 {
 	fprintf(out,
-			"Usage: %s [--prisma] [--migrations-table NAME] [-d CONNSTR] DIR\n"
+			"Usage: %s [--prisma] [--migrations-table NAME] [-d CONNSTR] [--] DIR\n"
 			"\n"
 			"Checks the migrations folder DIR (drizzle-kit's, or prisma/migrations with\n"
 			"--prisma) and the database's record of what ran, with domi.lineage_check().\n"
@@ -337,8 +508,7 @@ main(int argc, char **argv)
 	const char *table = NULL;
 	const char *dir = NULL;
 	bool		prisma = false;
-	Buffer		manifest = {NULL, 0, 0};
-	int			nfiles = 0;
+	Folder		folder;
 	PGconn	   *conn;
 	PGresult   *res;
 	const char *params[2];
@@ -359,6 +529,8 @@ main(int argc, char **argv)
 			usage(stdout);
 			return EXIT_CLEAN;
 		}
+		else if (strcmp(argv[i], "--") == 0 && i + 2 == argc && dir == NULL)
+			dir = argv[++i];	/* a folder whose name starts with "-" */
 		else if (argv[i][0] == '-' || dir != NULL)
 		{
 			usage(stderr);
@@ -375,13 +547,16 @@ main(int argc, char **argv)
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		fail("\"%s\" is not a directory", dir);
 
-	buffer_puts(&manifest, prisma ? "{\"format\":\"prisma\",\"files\":{" : "{\"format\":\"drizzle\",\"files\":{");
+	memset(&folder, 0, sizeof(folder));
+	folder.dir = dir;
+	folder.prisma = prisma;
+	buffer_puts(&folder.manifest, prisma ? "{\"format\":\"prisma\",\"files\":{" : "{\"format\":\"drizzle\",\"files\":{");
 	if (prisma)
-		add_prisma_files(&manifest, &nfiles, dir);
+		add_prisma_files(&folder);
 	else
-		add_drizzle_files(&manifest, &nfiles, dir);
-	buffer_puts(&manifest, "}}");
-	if (nfiles == 0)
+		add_drizzle_files(&folder);
+	buffer_puts(&folder.manifest, "}}");
+	if (folder.nfiles == 0)
 		fail("\"%s\" holds no migration files (%s)", dir,
 			 prisma ? "NAME/migration.sql" : "meta/_journal.json, meta/NAME.json, *.sql");
 
@@ -398,7 +573,7 @@ main(int argc, char **argv)
 	if (PQsetClientEncoding(conn, "UTF8") != 0)
 		fail("%s", pq_message(conn));
 
-	params[0] = manifest.data;
+	params[0] = folder.manifest.data;
 	params[1] = table;
 	res = PQexecParams(conn,
 					   "SELECT severity, code, migration, detail, fix "
@@ -408,14 +583,17 @@ main(int argc, char **argv)
 	{
 		const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-		if (sqlstate && (strcmp(sqlstate, "3F000") == 0 || strcmp(sqlstate, "42883") == 0))
+		if (sqlstate && strcmp(sqlstate, "3F000") == 0)
 			fail("the domi extension is not installed in this database (CREATE EXTENSION domi): %s",
+				 pq_message(conn));
+		if (sqlstate && strcmp(sqlstate, "42883") == 0)
+			fail("this database's domi has no lineage_check (ALTER EXTENSION domi UPDATE to 0.2.0 or later): %s",
 				 pq_message(conn));
 		fail("%s", pq_message(conn));
 	}
 	errors = print_findings(res, dir);
 	PQclear(res);
 	PQfinish(conn);
-	free(manifest.data);
+	free(folder.manifest.data);
 	return errors > 0 ? EXIT_FINDINGS : EXIT_CLEAN;
 }

@@ -133,7 +133,18 @@ void
 lineage_sha256_hex(const char *text, int len, char *hex)
 {
 	unsigned char digest[crypto_hash_sha256_BYTES];
+
+	lineage_sha256(text, len, digest);
+	sodium_bin2hex(hex, LINEAGE_SHA256_HEX, digest, sizeof(digest));
+}
+
+void
+lineage_sha256(const char *text, int len, unsigned char *digest)
+{
 	const char *utf8 = text;
+
+	StaticAssertStmt(LINEAGE_SHA256_BYTES == crypto_hash_sha256_BYTES,
+					 "sha256 digest size");
 
 	/* The migrators hash UTF-8; jsonb text is in the database encoding. */
 	if (GetDatabaseEncoding() != PG_UTF8)
@@ -141,7 +152,39 @@ lineage_sha256_hex(const char *text, int len, char *hex)
 	if (utf8 != text)
 		len = strlen(utf8);
 	crypto_hash_sha256(digest, (const unsigned char *) utf8, len);
-	sodium_bin2hex(hex, LINEAGE_SHA256_HEX, digest, sizeof(digest));
+	if (utf8 != text)
+		pfree(unconstify(char *, utf8));
+}
+
+/*
+ * Counts brackets outside strings, in one pass over the bytes; the text need
+ * not be valid JSON (an unterminated string just ends the count).
+ */
+bool
+lineage_json_too_deep(const char *text, int len)
+{
+	int			depth = 0;
+	int			i = 0;
+
+	while (i < len)
+	{
+		char		c = text[i++];
+
+		if (c == '"')
+		{
+			while (i < len && text[i] != '"')
+				i += (text[i] == '\\') ? 2 : 1;
+			i++;
+		}
+		else if (c == '{' || c == '[')
+		{
+			if (++depth > LINEAGE_JSON_MAX_DEPTH)
+				return true;
+		}
+		else if (c == '}' || c == ']')
+			depth--;
+	}
+	return false;
 }
 
 Jsonb *

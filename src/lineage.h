@@ -77,6 +77,19 @@ extern void lineage_report(LineageFindings *findings, LineageSeverity severity,
 /* sha256 of the text's UTF-8 bytes, in lower-case hex, as Node's digest('hex') */
 extern void lineage_sha256_hex(const char *text, int len, char *hex);
 
+/* The same digest as 32 bytes (Prisma compares it in two spellings). */
+#define LINEAGE_SHA256_BYTES 32
+extern void lineage_sha256(const char *text, int len, unsigned char *digest);
+
+/*
+ * PostgreSQL's JSON parser recurses once per nested array or object and
+ * stops the whole call with "stack depth limit exceeded" far below what
+ * Node's JSON.parse reads.  drizzle-kit writes a handful of levels; text
+ * nested deeper than this is reported as unreadable before it is parsed.
+ */
+#define LINEAGE_JSON_MAX_DEPTH 1000
+extern bool lineage_json_too_deep(const char *text, int len);
+
 /*
  * Parses JSON text without throwing on bad syntax: returns NULL and sets
  * *problem to the parser's description when the text is not valid JSON.

@@ -53,9 +53,9 @@
 
 /*
  * The first line "drizzle-kit generate --custom" writes.  Versions 0.19 to
- * 0.27 (checked: 0.19.13, 0.20.18, 0.22.8, 0.24.2, 0.25.0, 0.26.2, 0.27.2)
- * wrote "put you code"; 0.28 and later (checked: 0.28.1, 0.31.11) write
- * "put your code".  Before 0.19 there was no --custom.
+ * 0.28.0 (checked: 0.19.13, 0.20.18, 0.22.8, 0.24.2, 0.25.0, 0.26.2, 0.27.2,
+ * 0.28.0) wrote "put you code"; 0.28.1 and later (checked: 0.28.1, 0.31.11)
+ * write "put your code".  Before 0.19 there was no --custom.
  */
 static const char *const custom_placeholders[] = {
 	"-- Custom SQL migration file, put your code below! --",
@@ -76,6 +76,7 @@ typedef struct Migration
 	char		hash[LINEAGE_SHA256_HEX];
 	const char *snapshot_name;
 	Snapshot   *snapshot;		/* NULL when missing or malformed */
+	bool		snapshot_unreadable;	/* its snapshot is there but malformed */
 	bool		custom;			/* the SQL starts with the --custom placeholder */
 	bool		placeholder_only;	/* the SQL is the placeholder (or empty) */
 	const char *applied_row;	/* id of the row that recorded it, or NULL */
@@ -94,6 +95,8 @@ struct Snapshot
 	List	   *children;		/* the snapshots whose prevId is its id */
 	int			walk;			/* cycle search: last walk that reached it */
 	bool		walked;			/* cycle search: done with it */
+	int			fix_round;		/* collision fix: last fix that queued it */
+	bool		in_collision_fix;	/* a collision's fix sets its prevId */
 };
 
 typedef struct DrizzleCheck
@@ -108,6 +111,8 @@ typedef struct DrizzleCheck
 	strmap_hash *orphans;		/* prevId naming no snapshot -> List of Snapshot */
 	strmap_hash *placeholders;	/* sha256 -> placeholder text it is of */
 	bool		collision_found;
+	int			fix_rounds;		/* collision fixes written so far */
+	int			nunreadable;	/* snapshots reported as malformed */
 	MemoryContext scratch;		/* reset after each snapshot is read */
 } DrizzleCheck;
 
@@ -294,6 +299,12 @@ read_journal(DrizzleCheck *check)
 		return;
 	}
 	file->referenced = true;
+	if (lineage_json_too_deep(file->text, file->len))
+	{
+		journal_malformed(check, psprintf("meta/_journal.json nests arrays or objects more than %d levels deep, which drizzle-kit never writes and the checker does not read.",
+										  LINEAGE_JSON_MAX_DEPTH));
+		return;
+	}
 	if (!lineage_read_journal(file->text, file->len, &journal, &problem))
 	{
 		journal_malformed(check, problem
@@ -356,6 +367,22 @@ check_unlisted_files(DrizzleCheck *check)
 /*
  * Snapshots
  */
+
+/* drizzle-kit stops on a version above its own: Number(version) > 7 */
+static bool
+snapshot_version_is_newer(const char *version)
+{
+	char	   *end;
+	double		number;
+
+	errno = 0;
+	number = strtod(version, &end);
+	while (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')
+		end++;
+	return end != version && *end == '\0' && errno == 0 &&
+		number > atoi(SNAPSHOT_VERSION);
+}
+
 static Snapshot *
 read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 {
@@ -364,6 +391,14 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 	Snapshot   *s;
 
 	file->referenced = true;
+	if (lineage_json_too_deep(file->text, file->len))
+	{
+		report(check, LINEAGE_ERROR, "snapshot_malformed", m ? m->tag : file->name,
+			   psprintf("%s nests arrays or objects more than %d levels deep, which drizzle-kit never writes and the checker does not read.",
+						file->name, LINEAGE_JSON_MAX_DEPTH),
+			   psprintf("Restore %s from version control.", file->name));
+		return NULL;
+	}
 	if (!lineage_read_snapshot_header(file->text, file->len, &header, &problem,
 									  check->scratch))
 	{
@@ -387,7 +422,12 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 		return NULL;
 	}
 
-	if (header.version == NULL || strcmp(header.version, SNAPSHOT_VERSION) != 0)
+	if (header.version && snapshot_version_is_newer(header.version))
+		report(check, LINEAGE_WARNING, "snapshot_version_outdated", snapshot_label(s),
+			   psprintf("%s has version \"%s\", newer than the version " SNAPSHOT_VERSION " this drizzle-kit reads: drizzle-kit generate stops on it (\"snapshot is of unsupported version\").",
+						file->name, header.version),
+			   "Update drizzle-kit to the version that wrote it (drizzle-kit up cannot go back).");
+	else if (header.version == NULL || strcmp(header.version, SNAPSHOT_VERSION) != 0)
 		report(check, LINEAGE_WARNING, "snapshot_version_outdated", snapshot_label(s),
 			   psprintf("%s has version %s%s%s; the current drizzle-kit writes and reads version " SNAPSHOT_VERSION ".",
 						file->name, header.version ? "\"" : "",
@@ -470,6 +510,11 @@ read_snapshots(DrizzleCheck *check)
 		m->snapshot = read_snapshot(check, file, m);
 		if (m->snapshot)
 			check->snapshots[check->nsnapshots++] = m->snapshot;
+		else
+		{
+			m->snapshot_unreadable = true;
+			check->nunreadable++;
+		}
 	}
 
 	first_unlisted = check->nsnapshots;
@@ -486,6 +531,8 @@ read_snapshots(DrizzleCheck *check)
 		file->referenced = false;	/* still reported as not in the journal */
 		if (s)
 			check->snapshots[check->nsnapshots++] = s;
+		else
+			check->nunreadable++;
 	}
 	qsort(check->snapshots + first_unlisted, check->nsnapshots - first_unlisted,
 		  sizeof(Snapshot *), snapshot_name_order);
@@ -500,8 +547,11 @@ expected_prev_id(DrizzleCheck *check, Snapshot *s, const char **parent_file)
 	*parent_file = NULL;
 	if (s->migration == NULL)
 		return NULL;
-	if (s->migration == &check->migrations[0])
+	if (s->migration->position == 0)
 		return ORIGIN_ID;
+	/* Unknown when it is the first readable entry but not the first entry. */
+	if (s->migration == &check->migrations[0])
+		return NULL;
 	prev = s->migration - 1;
 	/* Unknown when the entry before it in the journal could not be read. */
 	if (prev->snapshot == NULL || prev->position != s->migration->position - 1)
@@ -560,33 +610,75 @@ siblings(DrizzleCheck *check, Snapshot *s)
 	return s->parent ? s->parent->children : lineage_strmap_get(check->orphans, s->prev_id);
 }
 
-/* "set prevId of X to "id" (the id of Y)" for each child not in journal order */
-static char *
-collision_fix(DrizzleCheck *check, List *children)
+/* The snapshots whose prevId is id (a snapshot's, or one no snapshot has). */
+static List *
+children_of(DrizzleCheck *check, const char *id)
 {
-	StringInfoData fix;
+	Snapshot   *parent = lineage_strmap_get(check->by_id, id);
+
+	return parent ? parent->children : lineage_strmap_get(check->orphans, id);
+}
+
+/* Queue each of list's snapshots not in journal order, once per fix. */
+static List *
+queue_misplaced(DrizzleCheck *check, List *queue, List *list)
+{
 	ListCell   *lc;
 
-	initStringInfo(&fix);
-	foreach(lc, children)
+	foreach(lc, list)
 	{
 		Snapshot   *child = lfirst(lc);
 		const char *parent_file;
 		const char *expected = expected_prev_id(check, child, &parent_file);
 
-		if (expected && strcmp(expected, child->prev_id) == 0)
+		if (child->fix_round == check->fix_rounds ||
+			(expected && strcmp(expected, child->prev_id) == 0))
 			continue;
+		child->fix_round = check->fix_rounds;
+		queue = lappend(queue, child);
+	}
+	return queue;
+}
+
+/*
+ * "set prevId of X to "id" (the id of Y)" for each child not in journal
+ * order.  Re-pointing X at Y makes it a sibling of Y's other children, so
+ * those not in journal order are re-pointed too (and theirs after them):
+ * applied as written, the fix leaves no collision behind, and these
+ * snapshots form one chain in journal order.
+ */
+static char *
+collision_fix(DrizzleCheck *check, List *children)
+{
+	StringInfoData fix;
+	List	   *queue;
+	int			i;
+
+	initStringInfo(&fix);
+	check->fix_rounds++;
+	queue = queue_misplaced(check, NIL, children);
+	for (i = 0; i < list_length(queue); i++)
+	{
+		Snapshot   *child = list_nth(queue, i);
+		const char *parent_file;
+		const char *expected = expected_prev_id(check, child, &parent_file);
+
+		child->in_collision_fix = true;
 		if (fix.len > 0)
 			appendStringInfoString(&fix, "; ");
 		if (expected == NULL)
+		{
 			appendStringInfo(&fix, "delete %s or give it a journal entry (it has no place in journal order)",
 							 child->file->name);
-		else if (parent_file == NULL)
+			continue;
+		}
+		if (parent_file == NULL)
 			appendStringInfo(&fix, "set prevId of %s to \"%s\" (it is the first migration)",
 							 child->file->name, expected);
 		else
 			appendStringInfo(&fix, "set prevId of %s to \"%s\" (the id of %s)",
 							 child->file->name, expected, parent_file);
+		queue = queue_misplaced(check, queue, children_of(check, expected));
 	}
 	if (fix.len == 0)
 		return NULL;
@@ -662,6 +754,18 @@ check_collisions(DrizzleCheck *check)
 	}
 }
 
+/* Whether the snapshot before s in journal order is there but malformed. */
+static bool
+predecessor_unreadable(DrizzleCheck *check, Snapshot *s)
+{
+	Migration  *prev;
+
+	if (s->migration == NULL || s->migration == &check->migrations[0])
+		return false;
+	prev = s->migration - 1;
+	return prev->position == s->migration->position - 1 && prev->snapshot_unreadable;
+}
+
 /* A prevId naming no snapshot, or a chain out of journal order. */
 static void
 check_prev_ids(DrizzleCheck *check)
@@ -679,7 +783,10 @@ check_prev_ids(DrizzleCheck *check)
 		if (known && (expected == NULL || strcmp(expected, s->prev_id) == 0))
 			continue;
 		/* A sibling in a collision is reported, with its fix, there. */
-		if (known && list_length(siblings(check, s)) > 1)
+		if (known && (list_length(siblings(check, s)) > 1 || s->in_collision_fix))
+			continue;
+		/* Its parent is likely the malformed snapshot before it: restore that. */
+		if (!known && predecessor_unreadable(check, s))
 			continue;
 
 		if (expected == NULL)
@@ -755,6 +862,8 @@ check_heads(DrizzleCheck *check)
 
 	if (check->collision_found)
 		return;					/* siblings are heads; the collision says it all */
+	if (check->nunreadable > 0)
+		return;					/* a malformed snapshot cuts the chain: restore it first */
 	initStringInfo(&heads);
 	for (i = 0; i < check->nsnapshots; i++)
 	{
@@ -1010,6 +1119,28 @@ migration_by_hash(DrizzleCheck *check, strmap_hash **map, const char *hash)
 	return lineage_strmap_get(*map, hash);
 }
 
+/*
+ * A row's id as it goes into the SQL of a fix: drizzle's id is a serial, but
+ * the table may be anyone's, and a person runs what the fix says, so any
+ * other text is a quoted literal.
+ */
+static const char *
+sql_row_id(const char *id)
+{
+	const char *p = id;
+
+	if (*p == '-')
+		p++;
+	if (*p == '\0')
+		return quote_literal_cstr(id);
+	for (; *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return quote_literal_cstr(id);
+	}
+	return id;
+}
+
 /* A row whose created_at is a journal "when": the same migration. */
 static void
 check_matched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
@@ -1023,7 +1154,7 @@ check_matched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
 			   psprintf("Rows %s and %s of %s both record %s (created_at %lld).",
 						m->applied_row, row->id, table, m->tag, (long long) row->created_at),
 			   psprintf("Check whether %s.sql ran twice, and delete the extra row: DELETE FROM %s WHERE id = %s.",
-						m->tag, table, row->id));
+						m->tag, table, sql_row_id(row->id)));
 		return;
 	}
 	m->applied_row = row->id;
@@ -1064,13 +1195,42 @@ check_unmatched_row(DrizzleCheck *check, const char *table, AppliedRow *row,
 						(long long) m->when,
 						m->when > newest ? ": the migrator will run it again" : ""),
 			   psprintf("If the journal is right: UPDATE %s SET created_at = %lld WHERE id = %s.",
-						table, (long long) m->when, row->id));
+						table, (long long) m->when, sql_row_id(row->id)));
 		return;
 	}
 	report(check, LINEAGE_WARNING, "applied_unknown", NULL,
 		   psprintf("Row %s of %s (created_at %lld, hash %s) matches no migration in the folder: it was applied from another branch or folder, by hand, or the files were rewritten since.",
 					row->id, table, (long long) row->created_at, row->hash),
 		   "Find the migration with that sha256 (version control, other branches) and restore it into the folder and the journal; if the row was inserted by hand, check that its SQL really ran.");
+}
+
+/*
+ * A row without created_at, matched by its hash.  When another row already
+ * records that migration, this one is an extra to delete, not to date.
+ */
+static void
+check_null_row(DrizzleCheck *check, const char *table, AppliedRow *row,
+			   strmap_hash **by_hash)
+{
+	Migration  *m = migration_by_hash(check, by_hash, row->hash);
+	char	   *fix;
+
+	if (m == NULL)
+		fix = psprintf("Set created_at of row %s to the \"when\" of the migration it records, or delete the row if it records none.",
+					   row->id);
+	else if (m->applied_row)
+		fix = psprintf("DELETE FROM %s WHERE id = %s (row %s records %s already).",
+					   table, sql_row_id(row->id), m->applied_row, m->tag);
+	else
+	{
+		fix = psprintf("UPDATE %s SET created_at = %lld WHERE id = %s (the \"when\" of %s, whose hash it has).",
+					   table, (long long) m->when, sql_row_id(row->id), m->tag);
+		m->applied_row = row->id;
+	}
+	report(check, LINEAGE_ERROR, "applied_created_at_null", m ? m->tag : NULL,
+		   psprintf("Row %s of %s has no created_at. The migrator reads its newest row with ORDER BY created_at DESC, which puts this row first, takes 0 as the newest time and runs every migration again.",
+					row->id, table),
+		   fix);
 }
 
 /* Journal entries no row records: pending, or skipped by the migrator. */
@@ -1127,6 +1287,7 @@ check_database(DrizzleCheck *check, Oid relid)
 	int			nrows = 0;
 	int64		newest = PG_INT64_MIN;
 	const char *newest_tag = NULL;
+	bool		any_null = false;
 	int			i;
 
 	lineage_require_columns(relid, "Drizzle", columns);
@@ -1142,7 +1303,11 @@ check_database(DrizzleCheck *check, Oid relid)
 			entry->migration = &check->migrations[i];
 	}
 
-	/* The newest created_at is what the migrator compares with. */
+	/*
+	 * The newest created_at is what the migrator compares with; with a NULL
+	 * one it reads that row (NULLs sort first in DESC) and compares with 0,
+	 * set below.
+	 */
 	applied = palloc0(sizeof(AppliedRow) * Max(list_length(rows), 1));
 	foreach(lc, rows)
 	{
@@ -1152,6 +1317,7 @@ check_database(DrizzleCheck *check, Oid relid)
 		row->id = values[0] ? values[0] : "NULL";
 		row->hash = values[1] ? values[1] : "";
 		row->has_created_at = values[2] != NULL;
+		any_null |= !row->has_created_at;
 		if (row->has_created_at)
 		{
 			row->created_at = strtoi64(values[2], NULL, 10);
@@ -1165,31 +1331,29 @@ check_database(DrizzleCheck *check, Oid relid)
 		}
 	}
 
+	if (any_null)
+	{
+		newest = 0;
+		newest_tag = NULL;
+	}
+
 	for (i = 0; i < nrows; i++)
 	{
 		AppliedRow *row = &applied[i];
 		Migration  *m;
 
 		if (!row->has_created_at)
-		{
-			m = migration_by_hash(check, &by_hash, row->hash);
-			report(check, LINEAGE_ERROR, "applied_created_at_null", m ? m->tag : NULL,
-				   psprintf("Row %s of %s has no created_at. The migrator reads its newest row with ORDER BY created_at DESC, which puts this row first, takes 0 as the newest time and runs every migration again.",
-							row->id, table),
-				   m
-				   ? psprintf("UPDATE %s SET created_at = %lld WHERE id = %s (the \"when\" of %s, whose hash it has).",
-							  table, (long long) m->when, row->id, m->tag)
-				   : psprintf("Set created_at of row %s to the \"when\" of the migration it records, or delete the row if it records none.",
-							  row->id));
-			if (m && m->applied_row == NULL)
-				m->applied_row = row->id;
-			continue;
-		}
+			continue;			/* after the others, which may record it */
 		m = migration_by_when(by_when, row->created_at);
 		if (m)
 			check_matched_row(check, table, row, m);
 		else
 			check_unmatched_row(check, table, row, &by_hash, newest);
+	}
+	for (i = 0; i < nrows; i++)
+	{
+		if (!applied[i].has_created_at)
+			check_null_row(check, table, &applied[i], &by_hash);
 	}
 	check_pending(check, table, newest != PG_INT64_MIN, newest, newest_tag);
 }

@@ -57,8 +57,10 @@ journal_array_start(void *state)
 	parse->depth++;
 	if (parse->depth == ENTRIES_DEPTH && parse->field_is_entries)
 	{
+		/* A root key given twice: JSON.parse keeps the last, so do we. */
 		parse->in_entries = true;
 		parse->has_entries = true;
+		parse->nentries = 0;
 	}
 	parse->entry_field = NULL;
 }
@@ -100,12 +102,27 @@ journal_field(void *state, char *fname, bool isnull)
 	parse->entry_field = NULL;
 	if (parse->in_entries && parse->depth == ENTRY_DEPTH)
 	{
+		JournalEntry *entry = &parse->entries[parse->nentries - 1];
+
+		/*
+		 * A member given twice counts by its last value, as in JSON.parse:
+		 * forget the earlier one, and take the value only if it fits.
+		 */
 		if (strcmp(fname, "idx") == 0)
+		{
 			parse->entry_field = "idx";
+			entry->has_idx = false;
+		}
 		else if (strcmp(fname, "when") == 0)
+		{
 			parse->entry_field = "when";
+			entry->has_when = false;
+		}
 		else if (strcmp(fname, "tag") == 0)
+		{
 			parse->entry_field = "tag";
+			entry->tag = NULL;
+		}
 	}
 	pfree(fname);
 }

@@ -9,9 +9,14 @@
  * the folder name as migration_name, checksum = sha256 hex of
  * migration.sql, started_at, finished_at (NULL until it succeeded) and
  * rolled_back_at (set by "migrate resolve --rolled-back").  A checksum
- * matches when it matches the script as it is, with CRLF line endings made
- * LF, or with LF made CRLF: git changes line endings on checkout.  Folders
- * are applied in the order of their names.
+ * matches (schema-engine's script_matches_checksum) when it is the sha256
+ * of the script as it is, of the script with every CRLF made LF, or of the
+ * script with every LF made CRLF: git changes line endings on checkout.
+ * The comparison is of lower-case hex strings; a recorded checksum that is
+ * not 64 characters long is compared with the digest written without
+ * zero-padding ("{:x}" per byte), as an early schema engine wrote them
+ * (prisma-engines issue 1887).  Folders are applied in the order of their
+ * names.
  */
 #include "postgres.h"
 
@@ -26,7 +31,9 @@ typedef struct PrismaMigration
 {
 	const char *name;			/* the folder name */
 	ManifestFile *sql;
-	char		checksum[3][LINEAGE_SHA256_HEX];	/* as is, LF, CRLF */
+	/* sha256 of the script as it is, with CRLF made LF, with LF made CRLF */
+	unsigned char digest[3][LINEAGE_SHA256_BYTES];
+	char		checksum[LINEAGE_SHA256_HEX];	/* of the script as it is */
 	bool		applied;
 	bool		failed;
 } PrismaMigration;
@@ -38,7 +45,10 @@ prisma_name_order(const void *a, const void *b)
 				  ((const PrismaMigration *) b)->name);
 }
 
-/* text with every "\r\n" made "\n" (to_crlf false), or every "\n" made "\r\n" */
+/*
+ * text with every "\r\n" made "\n" (to_crlf false), or every "\n" made
+ * "\r\n" (to_crlf true; as Rust's replace, a "\r\n" becomes "\r\r\n")
+ */
 static void
 convert_line_endings(StringInfo out, const char *text, int len, bool to_crlf)
 {
@@ -62,20 +72,37 @@ compute_checksums(PrismaMigration *m)
 	StringInfoData crlf;
 
 	convert_line_endings(&lf, m->sql->text, m->sql->len, false);
-	convert_line_endings(&crlf, lf.data, lf.len, true);
-	lineage_sha256_hex(m->sql->text, m->sql->len, m->checksum[0]);
-	lineage_sha256_hex(lf.data, lf.len, m->checksum[1]);
-	lineage_sha256_hex(crlf.data, crlf.len, m->checksum[2]);
+	convert_line_endings(&crlf, m->sql->text, m->sql->len, true);
+	lineage_sha256(m->sql->text, m->sql->len, m->digest[0]);
+	lineage_sha256(lf.data, lf.len, m->digest[1]);
+	lineage_sha256(crlf.data, crlf.len, m->digest[2]);
+	pfree(lf.data);
+	pfree(crlf.data);
+	lineage_sha256_hex(m->sql->text, m->sql->len, m->checksum);
+}
+
+/* A digest as Prisma writes it, or as its early versions did (unpadded). */
+static void
+format_checksum(const unsigned char *digest, bool padded, char *out)
+{
+	int			i;
+
+	out[0] = '\0';
+	for (i = 0; i < LINEAGE_SHA256_BYTES; i++)
+		sprintf(out + strlen(out), padded ? "%02x" : "%x", digest[i]);
 }
 
 static bool
 checksum_matches(PrismaMigration *m, const char *checksum)
 {
+	bool		padded = checksum[0] == '\0' || strlen(checksum) == LINEAGE_SHA256_HEX - 1;
+	char		expected[LINEAGE_SHA256_HEX];
 	int			i;
 
 	for (i = 0; i < 3; i++)
 	{
-		if (pg_strcasecmp(m->checksum[i], checksum) == 0)
+		format_checksum(m->digest[i], padded, expected);
+		if (strcmp(expected, checksum) == 0)
 			return true;
 	}
 	return false;
@@ -186,7 +213,7 @@ lineage_check_prisma(LineageFindings *findings, Manifest *manifest, Oid relid)
 		if (!checksum_matches(m, row[1] ? row[1] : ""))
 			lineage_report(findings, LINEAGE_ERROR, "prisma_checksum_mismatch", name,
 						   psprintf("%s" MIGRATION_SUFFIX " was edited after it ran: its sha256 is %s, and neither it nor the file with other line endings is the %s that %s recorded. prisma migrate deploy does not run it again, so the edit never reaches this database.",
-									name, m->checksum[0], row[1] ? row[1] : "NULL", table),
+									name, m->checksum, row[1] ? row[1] : "NULL", table),
 						   psprintf("Restore %s" MIGRATION_SUFFIX " to the text that ran (see version control) and put the change into a new migration (prisma migrate dev --create-only).",
 									name));
 	}

@@ -7,9 +7,9 @@
  * need nothing but those three members.  The text is first validated by
  * PostgreSQL's JSON lexer without decoding escapes (the cheapest complete
  * check); then, since it is valid JSON, a walk over the top level finds the
- * three members with no grammar to check.  drizzle-kit writes them first,
- * so the walk usually stops after three.  A key or wanted value with an
- * escape in it takes the slow path: the parser again, escapes decoded.
+ * three members with no grammar to check (skipping the other members' values
+ * byte by byte).  A key or wanted value with an escape in it takes the slow
+ * path: the parser again, escapes decoded.
  *
  * \u0000 is valid JSON (Node reads it) but no PostgreSQL text: it does not
  * make a snapshot malformed unless it is in one of the three members.
@@ -71,6 +71,9 @@ header_field(void *state, char *fname, bool isnull)
 		parse->member = &parse->header->prev_id;
 	else if (strcmp(fname, "version") == 0)
 		parse->member = &parse->header->version;
+	/* A member given twice counts by its last value, as in JSON.parse. */
+	if (parse->member)
+		*parse->member = NULL;
 }
 
 static void
@@ -140,27 +143,44 @@ skip_space(Scan *s)
 		s->p++;
 }
 
-/* At a quote: moves past the closing one; false when it did not find it. */
+/*
+ * At a quote: moves past the closing one; false when it did not find it.
+ * memchr finds each candidate quote; one after an odd run of backslashes
+ * is escaped (the text is valid JSON, so the run is all escapes).
+ */
 static bool
 scan_string(Scan *s, const char **start, int *len, bool *escaped)
 {
-	*start = ++s->p;
-	*escaped = false;
-	while (s->p < s->end && *s->p != '"')
+	const char *p = ++s->p;
+
+	*start = p;
+	for (;;)
 	{
-		if (*s->p == '\\')
+		const char *quote = memchr(p, '"', s->end - p);
+		const char *run;
+
+		if (quote == NULL)
 		{
-			*escaped = true;
-			s->p++;
+			s->p = s->end;
+			return false;
 		}
-		s->p++;
+		for (run = quote; run > *start && run[-1] == '\\'; run--)
+			;
+		if ((quote - run) % 2 == 0)
+		{
+			*len = (int) (quote - *start);
+			*escaped = memchr(*start, '\\', *len) != NULL;
+			s->p = quote + 1;
+			return true;
+		}
+		p = quote + 1;
 	}
-	if (s->p >= s->end)
-		return false;
-	*len = (int) (s->p - *start);
-	s->p++;
-	return true;
 }
+
+/* The bytes a walk over nested values must stop at. */
+static const bool structural[256] = {
+	['"'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
+};
 
 /* Moves past one value: a string, a scalar, or a nested object or array. */
 static bool
@@ -168,6 +188,14 @@ skip_value(Scan *s)
 {
 	int			depth = 0;
 
+	if (s->p < s->end && !structural[(unsigned char) *s->p])
+	{
+		/* A number, true, false or null: up to what ends it. */
+		while (s->p < s->end && *s->p != ',' && *s->p != '}' && *s->p != ']' &&
+			   *s->p != ' ' && *s->p != '\t' && *s->p != '\n' && *s->p != '\r')
+			s->p++;
+		return true;
+	}
 	while (s->p < s->end)
 	{
 		char		c = *s->p;
@@ -182,19 +210,21 @@ skip_value(Scan *s)
 				return false;
 			if (depth == 0)
 				return true;
-			continue;
 		}
-		if (depth == 0 && (c == ',' || c == '}' || c == ']' || c == ' ' ||
-						   c == '\t' || c == '\n' || c == '\r'))
-			return true;		/* the end of a number, true, false or null */
-		if (c == '{' || c == '[')
-			depth++;
-		else if ((c == '}' || c == ']') && --depth == 0)
+		else
 		{
+			if (c == '{' || c == '[')
+				depth++;
+			else if (--depth == 0)
+			{
+				s->p++;
+				return true;
+			}
 			s->p++;
-			return true;
 		}
-		s->p++;
+		/* Inside a nested value only brackets and strings matter. */
+		while (s->p < s->end && !structural[(unsigned char) *s->p])
+			s->p++;
 	}
 	return false;
 }
@@ -206,17 +236,21 @@ typedef enum WalkResult
 	WALK_SLOW_PATH				/* an escape, or text the walk cannot follow */
 } WalkResult;
 
+/*
+ * The whole top level, not just up to the three members: a member given
+ * twice counts by its last value, as in JSON.parse, and one that is not a
+ * string is NULL.
+ */
 static WalkResult
 walk_header(const char *text, int len, SnapshotHeader *header)
 {
 	Scan		s = {text, text + len};
-	int			wanted = 3;
 
 	skip_space(&s);
 	if (s.p >= s.end || *s.p != '{')
 		return WALK_NOT_OBJECT;
 	s.p++;
-	while (wanted > 0)
+	for (;;)
 	{
 		const char *key;
 		int			keylen;
@@ -241,6 +275,8 @@ walk_header(const char *text, int len, SnapshotHeader *header)
 		else if (keylen == 7 && memcmp(key, "version", 7) == 0)
 			member = &header->version;
 
+		if (member)
+			*member = NULL;
 		if (member && s.p < s.end && *s.p == '"')
 		{
 			const char *value;
@@ -252,8 +288,6 @@ walk_header(const char *text, int len, SnapshotHeader *header)
 		}
 		else if (!skip_value(&s))
 			return WALK_SLOW_PATH;
-		if (member)
-			wanted--;
 		skip_space(&s);
 		if (s.p < s.end && *s.p == ',')
 			s.p++;

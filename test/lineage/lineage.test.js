@@ -225,6 +225,64 @@ test('exit 2 when it cannot check', async () => {
   assert.equal(r.status, 0, r.stderr);
 });
 
+test('a file that is not valid UTF-8: hashed as drizzle-orm reads it (U+FFFD), as drizzle-kit migrate recorded it', async () => {
+  const s = await scenario('clean');
+  const file = path.join(s.abs, '0000_init.sql');
+  // In a comment: Latin-1 "é", a truncated three-byte sequence, a lone
+  // continuation byte.
+  fs.writeFileSync(file, Buffer.concat([Buffer.from('-- caf'), Buffer.from([0xe9, 0x20, 0xe2, 0x82, 0x20, 0x80, 0x0a]), fs.readFileSync(file)]));
+  migrate(s);
+  let r = lineage(s);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.deepEqual(codes(r), []);
+  fs.appendFileSync(file, '\n-- edited');
+  r = lineage(s);
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.deepEqual(codes(r), ['error applied_hash_mismatch 0000_init']);
+});
+
+test('files that are not regular are skipped without blocking; a NUL byte, a huge folder or an unreadable one exit 2', async () => {
+  const s = await scenario('clean');
+  const spawn = (args) => spawnSync(CLIENT, args, { cwd: HERE, encoding: 'utf8', timeout: 30000, env: { ...process.env, PGDATABASE: s.database } });
+  // A FIFO named like a migration (opening it to read would wait for a writer).
+  assert.equal(spawnSync('mkfifo', [path.join(s.abs, '0003_fifo.sql')]).status, 0);
+  let r = spawn([s.abs]);
+  assert.equal(r.error, undefined, 'domi-lineage did not block on the FIFO');
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^domi-lineage: 0 errors, 0 warnings, 1 info in /m);
+  fs.rmSync(path.join(s.abs, '0003_fifo.sql'));
+  // A folder whose name starts with "-", after "--".
+  fs.renameSync(s.abs, path.join(HERE, WORK, '-dash'));
+  r = spawnSync(CLIENT, ['--', '-dash'], { cwd: path.join(HERE, WORK), encoding: 'utf8', timeout: 30000, env: { ...process.env, PGDATABASE: s.database } });
+  fs.renameSync(path.join(HERE, WORK, '-dash'), s.abs);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^domi-lineage: 0 errors, 0 warnings, 1 info in -dash$/m);
+
+  const cases = [
+    ['0000_init.sql', (f) => fs.writeFileSync(f, 'SELECT 1;\0'), /could not check: ".*0000_init\.sql" contains a NUL byte/],
+    ['0009_big.sql', (f) => fs.truncateSync(f, 300 * 1024 * 1024), /could not check: the files in .* total more than 268435455 bytes/],
+  ];
+  for (const [name, make, expected] of cases) {
+    const f = path.join(s.abs, name);
+    const saved = fs.existsSync(f) ? fs.readFileSync(f) : null;
+    if (!saved) fs.writeFileSync(f, '');
+    make(f);
+    r = spawn([s.abs]);
+    assert.equal(r.status, 2, `${name}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, expected);
+    assert.equal(r.stdout, '');
+    if (saved) fs.writeFileSync(f, saved); else fs.rmSync(f);
+  }
+  // An unreadable meta/ is not a missing journal (root reads it anyway).
+  if (process.getuid() !== 0) {
+    fs.chmodSync(path.join(s.abs, 'meta'), 0o000);
+    r = spawn([s.abs]);
+    fs.chmodSync(path.join(s.abs, 'meta'), 0o755);
+    assert.equal(r.status, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /could not check: cannot read directory ".*meta": Permission denied/);
+  }
+});
+
 // Prisma: the CLI needs its engines from the internet, so the folder is
 // hand-made and applied here as "prisma migrate deploy" does: the SQL, and a
 // row with the sha256 of migration.sql.
@@ -277,4 +335,10 @@ test('Prisma: clean, CRLF checkout, failed migration, edited, missing locally', 
     'error prisma_applied_missing_locally 20990101000000_elsewhere',
   ]);
   assert.match(r.findings[1].text, new RegExp(`prisma migrate resolve --rolled-back ${names[2]}`));
+
+  // Prisma's engine cannot read a migration.sql that is not UTF-8.
+  fs.appendFileSync(path.join(s.abs, names[0], 'migration.sql'), Buffer.from([0x2d, 0x2d, 0x20, 0xe9, 0x0a]));
+  r = lineage(s, ['--prisma']);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, new RegExp(`could not check: ".*${names[0]}/migration\\.sql" is not valid UTF-8`));
 });

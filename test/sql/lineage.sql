@@ -106,6 +106,27 @@ SELECT code, migration, fix FROM domi.lineage_check(
 		'meta/0001_snapshot.json', '{prevId}', to_jsonb(pg_temp.snapshot_id(pg_temp.m('clean'), '0000'))),
 		'meta/0002_snapshot.json', '{prevId}', to_jsonb(pg_temp.snapshot_id(pg_temp.m('clean'), '0000'))))
 	WHERE code = 'snapshot_prev_collision';
+-- The collision folder as fixed above, re-chained as if 0002 branched off
+-- 0000 and merged into the line 0001 <- 0003: re-pointing 0002 at 0001
+-- would leave 0002 and 0003 both on 0001, so the fix re-points 0003 too.
+-- Applied word for word, it leaves one chain in journal order.
+CREATE FUNCTION pg_temp.apply_prev_fixes(m jsonb, fix text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+	step text[];
+BEGIN
+	FOR step IN SELECT regexp_matches(fix, 'set prevId of (\S+) to "([^"]+)"', 'gi') LOOP
+		m := pg_temp.edit(m, step[1], '{prevId}', to_jsonb(step[2]));
+	END LOOP;
+	RETURN m;
+END;
+$$;
+SELECT pg_temp.edit(pg_temp.edit(pg_temp.m('collision'),
+		'meta/0002_snapshot.json', '{prevId}', to_jsonb(pg_temp.snapshot_id(pg_temp.m('collision'), '0000'))),
+		'meta/0003_snapshot.json', '{prevId}', to_jsonb(pg_temp.snapshot_id(pg_temp.m('collision'), '0001'))) AS branched \gset
+SELECT code, migration, fix FROM domi.lineage_check(:'branched') WHERE code LIKE 'snapshot%';
+SELECT code, migration FROM domi.lineage_check(pg_temp.apply_prev_fixes(:'branched',
+		(SELECT fix FROM domi.lineage_check(:'branched') WHERE code = 'snapshot_prev_collision')))
+	WHERE code <> 'no_migrations_table';
 SELECT code, migration, detail, fix FROM domi.lineage_check(
 	pg_temp.put(pg_temp.m('clean'), 'meta/0009_snapshot.json',
 		jsonb_set(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')::jsonb,
@@ -204,7 +225,7 @@ SELECT severity, code, migration FROM domi.lineage_check(pg_temp.m('placeholder'
 SELECT severity, code, migration, detail, fix FROM domi.lineage_check(
 	pg_temp.put(pg_temp.m('placeholder'), '0001_seed.sql',
 		pg_temp.file(pg_temp.m('placeholder'), '0001_seed.sql') || E'\nINSERT INTO users (name) VALUES (''admin'');\n'));
--- The same with the older placeholder text (drizzle-kit before 0.28, "put
+-- The same with the older placeholder text (drizzle-kit 0.28.0 and before, "put
 -- you code"), saved by an editor with a final newline; and with an empty file.
 UPDATE drizzle.__drizzle_migrations SET hash = pg_temp.sha256(E'-- Custom SQL migration file, put you code below! --\n') WHERE id = 2;
 SELECT code, migration FROM domi.lineage_check(
@@ -227,6 +248,12 @@ SELECT code, migration FROM domi.lineage_check(pg_temp.m('skipped'), 'app_migrat
 -- and nothing else happens.
 CREATE TABLE "m""; DROP TABLE app_migrations; --" (LIKE drizzle.__drizzle_migrations INCLUDING ALL);
 SELECT code, migration FROM domi.lineage_check(pg_temp.m('skipped'), '"m""; DROP TABLE app_migrations; --"');
+-- Row ids go into the SQL of a fix; one that is not a number is a literal.
+CREATE TABLE text_id_migrations (id text, hash text, created_at bigint);
+INSERT INTO text_id_migrations SELECT '0', hash, created_at FROM drizzle.__drizzle_migrations WHERE id = 1;
+INSERT INTO text_id_migrations SELECT '1; DROP TABLE app_migrations; --', hash, created_at FROM drizzle.__drizzle_migrations WHERE id = 1;
+SELECT code, fix FROM domi.lineage_check(pg_temp.m('skipped'), 'text_id_migrations') WHERE code = 'applied_twice';
+DROP TABLE text_id_migrations;
 SELECT to_regclass('app_migrations') IS NOT NULL AS app_migrations_still_there;
 DROP TABLE "m""; DROP TABLE app_migrations; --";
 CREATE TABLE not_migrations (id int);
@@ -287,7 +314,79 @@ SELECT severity, code, migration, fix FROM domi.lineage_check(
 SELECT * FROM domi.lineage_check(pg_temp.m('prisma'), 'drizzle.__drizzle_migrations');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
--- 9. Mutated folders (truncated files, stray brackets, quotes, escapes,
+-- 9. Hostile and odd input, read the way Node's JSON.parse and the
+-- migrators read it.  An empty migrations table: every entry is pending.
+TRUNCATE drizzle.__drizzle_migrations RESTART IDENTITY;
+-- Nesting deeper than PostgreSQL's parser recurses is a finding, not
+-- "stack depth limit exceeded" for the whole call.
+SELECT severity, code, migration, detail FROM domi.lineage_check(
+	pg_temp.put(pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		'{"id": "x", "deep": ' || repeat('[', 100000) || repeat(']', 100000) || '}'),
+		'meta/_journal.json', '{"entries": [' || repeat('{"a":', 50000) || '1' || repeat('}', 50000) || ']}'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- 1000 levels are read (and so are brackets inside strings).
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		jsonb_set(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')::jsonb, '{deep}',
+			(repeat('[', 999) || '"' || repeat('[', 5000) || '"' || repeat(']', 999))::jsonb)::text))
+	WHERE code <> 'pending';
+-- A member given twice counts by its last value, as in JSON.parse: a
+-- second "entries" array replaces the first, a second "tag" the first; a
+-- snapshot's id given again after its other members, or as a number.
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/_journal.json',
+		rtrim(rtrim(pg_temp.file(pg_temp.m('clean'), 'meta/_journal.json')), '}') ||
+		', "entries": [{"idx": 0, "when": 1700000000000, "tag": "0002_user_email", "tag": "0000_init"}]}'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+SELECT code, migration, detail FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		rtrim(rtrim(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')), '}') ||
+		', "id": "22222222-2222-2222-2222-222222222222", "prevId": "33333333-3333-3333-3333-333333333333"}'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+SELECT code, migration, detail FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		rtrim(rtrim(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')), '}') || ', "id": 2}'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- Members before "id" with escaped quotes and backslashes, and brackets in
+-- strings, are stepped over: the header is read as it is.
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('clean'), 'meta/0002_snapshot.json',
+		'{"x": "a\\\"}\\\\", "y": ["\\\\\"", {"z": "]"}, 1e5, true], ' ||
+		ltrim(ltrim(pg_temp.file(pg_temp.m('clean'), 'meta/0002_snapshot.json')), '{')),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- The first journal entry unreadable: the next one is not the first
+-- migration, so its prevId (0000's id) is not to be made the origin.
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.edit(pg_temp.m('clean'), 'meta/_journal.json', '{entries,0,when}', '"soon"'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- A snapshot from a newer drizzle-kit: "drizzle-kit up" cannot help.
+SELECT code, detail, fix FROM domi.lineage_check(
+	pg_temp.edit(pg_temp.m('clean'), 'meta/0002_snapshot.json', '{version}', '"8"'),
+	'drizzle.__drizzle_migrations') WHERE code <> 'pending';
+-- A row without created_at: the migrator compares with 0 and runs every
+-- migration again, so a pending one with an early "when" is not skipped.
+SELECT pg_temp.migrate(pg_temp.m('skipped'), 1);
+INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES (repeat('cd', 32), NULL);
+SELECT severity, code, migration FROM domi.lineage_check(pg_temp.m('skipped'));
+DELETE FROM drizzle.__drizzle_migrations WHERE created_at IS NULL;
+-- Prisma's checksums as schema-engine compares them: a checksum shorter
+-- than 64 characters is the digest without zero-padding (written by early
+-- versions), the CRLF variant is of the file as it is (a CRLF becomes
+-- CR CR LF), and the hex is lower case.
+CREATE FUNCTION pg_temp.unpadded(t text) RETURNS text LANGUAGE sql AS $$
+	SELECT string_agg(to_hex(get_byte(d, i)), '' ORDER BY i)
+	FROM (SELECT sha256(convert_to(t, 'UTF8')) AS d) s, generate_series(0, 31) i
+$$;
+TRUNCATE _prisma_migrations;
+INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name, started_at) VALUES
+	('c1', pg_temp.unpadded(pg_temp.file(pg_temp.m('prisma'), '20240101000000_init/migration.sql')), now(), '20240101000000_init', now() - interval '3 min'),
+	('c2', pg_temp.sha256(E'A\r\r\nB\r\n'), now(), '20240201000000_posts', now() - interval '2 min'),
+	('c3', upper(pg_temp.sha256(pg_temp.file(pg_temp.m('prisma'), '20240301000000_tags/migration.sql'))), now(), '20240301000000_tags', now() - interval '1 min');
+SELECT length(checksum) < 64 AS unpadded_is_shorter FROM _prisma_migrations WHERE id = 'c1';
+SELECT code, migration FROM domi.lineage_check(
+	pg_temp.put(pg_temp.m('prisma'), '20240201000000_posts/migration.sql', E'A\r\nB\n'));
+
+-- 10. Mutated folders (truncated files, stray brackets, quotes, escapes,
 -- renamed keys), with a fixed seed: no call raises an error or takes the
 -- backend down (the folder has pending migrations, so every call has
 -- findings).
