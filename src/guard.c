@@ -1401,14 +1401,18 @@ refuse_keyring_drop(int64 keys, CommandTag tag)
 static void
 report_keyring_override(int64 keys, CommandTag tag, Oid caller)
 {
+	const char *role = GetUserNameFromId(caller, false);
+
 	ereport(LOG_SERVER_ONLY,
-			(errmsg("%lld tenant keys destroyed with extension \"domi\" under domi.allow_drop",
-					(long long) keys),
+			(errmsg_plural("%lld tenant key destroyed with extension \"domi\" under domi.allow_drop",
+						   "%lld tenant keys destroyed with extension \"domi\" under domi.allow_drop",
+						   keys, (long long) keys),
 			 errdetail("Role \"%s\" ran %s with SET LOCAL domi.allow_drop naming domi.tenant_keys.",
-					   GetUserNameFromId(caller, false), command_name(tag))));
+					   role, command_name(tag))));
 	ereport(NOTICE,
-			(errmsg("%lld tenant keys destroyed with extension \"domi\" under domi.allow_drop",
-					(long long) keys)));
+			(errmsg_plural("%lld tenant key destroyed with extension \"domi\" under domi.allow_drop",
+						   "%lld tenant keys destroyed with extension \"domi\" under domi.allow_drop",
+						   keys, (long long) keys)));
 }
 
 Datum
