@@ -32,6 +32,10 @@
  *	ddl_command_start	DROP EXTENSION domi, DROP SCHEMA domi and DROP OWNED BY
  *						the extension's owner would drop the guard itself, and
  *						a trigger cannot see its own drop at sql_drop time.
+ *						They would also drop the keyring, domi.tenant_keys:
+ *						while it holds a key that is not destroyed, that is an
+ *						accidental crypto-shredding of every tenant, refused
+ *						unless domi.allow_drop names domi.tenant_keys.
  *
  * Raising an error in an event trigger rolls the whole statement back.
  *
@@ -95,6 +99,7 @@ PG_FUNCTION_INFO_V1(domi_guard_ddl_start);
 #define ALLOW_DROP_SETTING	"domi.allow_drop"
 #define REGISTRY_SCHEMA		"domi"
 #define REGISTRY_TABLE		"_protected_columns"
+#define KEYRING_TABLE		"tenant_keys"
 
 /* One SQLSTATE for every refusal, so that migration tooling can catch one. */
 #define DOMI_ERRCODE_PROTECTED_COLUMN	ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST	/* 2BP01 */
@@ -102,6 +107,8 @@ PG_FUNCTION_INFO_V1(domi_guard_ddl_start);
 /*
  * Parsed domi.allow_drop, the GUC machinery's "extra": count entries of
  * three NUL-terminated names each (schema, table, column), one after another.
+ * The entry domi.tenant_keys, which allows dropping the keyring with domi,
+ * has an empty column name.
  */
 typedef struct AllowDropList
 {
@@ -228,16 +235,24 @@ skip_space(const char *p)
 	return p;
 }
 
+/* Is the entry parsed so far (schema and table) domi.tenant_keys? */
+static bool
+is_keyring_entry(const char *entry)
+{
+	return strcmp(entry, REGISTRY_SCHEMA) == 0 &&
+		strcmp(entry + strlen(entry) + 1, KEYRING_TABLE) == 0;
+}
+
 /*
  * The check hook parses the list once, at SET time, so that a typo is an
  * error there and not a silent "nothing allowed" at DROP time.  The parsed
- * names never take more room than the text they came from plus one NUL.
+ * names never take more than two bytes per byte of text, plus two.
  */
 static bool
 check_allow_drop(char **newval, void **extra, GucSource source)
 {
 	const char *p = *newval ? *newval : "";
-	size_t		room = strlen(p) + 1;
+	size_t		room = 2 * strlen(p) + 2;
 	AllowDropList *list;
 	char	   *out;
 
@@ -250,6 +265,7 @@ check_allow_drop(char **newval, void **extra, GucSource source)
 	p = skip_space(p);
 	while (*p != '\0')
 	{
+		const char *entry = out;
 		int			part;
 
 		for (part = 0; part < 3; part++)
@@ -266,6 +282,11 @@ check_allow_drop(char **newval, void **extra, GucSource source)
 			}
 			out += len;
 			p = skip_space(p);
+			if (part == 1 && *p != '.' && is_keyring_entry(entry))
+			{
+				*out++ = '\0';	/* no column: the whole key table */
+				break;
+			}
 			if (part < 2 && *p++ != '.')
 			{
 				free(list);
@@ -322,9 +343,12 @@ allow_drop_has_value(void)
 	return allow_drop_list != NULL && allow_drop_list->count > 0;
 }
 
-/* Does the transaction's SET LOCAL domi.allow_drop name this column? */
+/*
+ * Does the transaction's SET LOCAL domi.allow_drop name this column (or,
+ * with an empty column, this table)?
+ */
 static bool
-allow_drop_names(const GuardHit *hit)
+allow_drop_names_path(const char *schema, const char *table_name, const char *column_name)
 {
 	const char *name;
 	int			i;
@@ -337,12 +361,18 @@ allow_drop_names(const GuardHit *hit)
 		const char *table = name + strlen(name) + 1;
 		const char *column = table + strlen(table) + 1;
 
-		if (strcmp(name, hit->schema) == 0 && strcmp(table, hit->table) == 0 &&
-			strcmp(column, hit->column) == 0)
+		if (strcmp(name, schema) == 0 && strcmp(table, table_name) == 0 &&
+			strcmp(column, column_name) == 0)
 			return true;
 		name = column + strlen(column) + 1;
 	}
 	return false;
+}
+
+static bool
+allow_drop_names(const GuardHit *hit)
+{
+	return allow_drop_names_path(hit->schema, hit->table, hit->column);
 }
 
 void
@@ -685,6 +715,14 @@ allow_drop_value_for(List *hits)
 	return buf.data;
 }
 
+/* Say why a session-level domi.allow_drop did not count. */
+static void
+append_not_local_note(StringInfo detail)
+{
+	if (allow_drop_has_value() && !allow_drop_set_locally())
+		appendStringInfoString(detail, " domi.allow_drop is set, but not with SET LOCAL in this transaction: only that counts.");
+}
+
 static void
 report_refusal(List *hits, List *refused, CommandTag tag)
 {
@@ -713,8 +751,7 @@ report_refusal(List *hits, List *refused, CommandTag tag)
 		}
 		appendStringInfoChar(&detail, '.');
 	}
-	if (allow_drop_has_value() && !allow_drop_set_locally())
-		appendStringInfoString(&detail, " domi.allow_drop is set, but not with SET LOCAL in this transaction: only that counts.");
+	append_not_local_note(&detail);
 
 	switch (first->action)
 	{
@@ -1326,6 +1363,58 @@ drops_the_guard(Node *parsetree, List *owned_by)
 	return false;
 }
 
+/*
+ * The keys in domi.tenant_keys that are not destroyed, read as the registry's
+ * owner (inside registry_open): the keyring goes with the extension, and with
+ * it every value encrypted under them.  No root key is needed to count them.
+ */
+static int64
+live_tenant_keys(void)
+{
+	if (!OidIsValid(get_relname_relid(KEYRING_TABLE, get_namespace_oid(REGISTRY_SCHEMA, false))))
+		return 0;
+	registry_execute("SELECT count(*) FROM domi.tenant_keys WHERE state <> 'destroyed'",
+					 0, NULL, NULL, SPI_OK_SELECT);
+	return DatumGetInt64(spi_datum(0, 1));
+}
+
+static void
+refuse_keyring_drop(int64 keys, CommandTag tag)
+{
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	appendStringInfo(&detail, "%s would drop domi.tenant_keys with the extension, and no copy of its keys is kept.",
+					 command_name(tag));
+	append_not_local_note(&detail);
+	ereport(ERROR,
+			(errcode(DOMI_ERRCODE_PROTECTED_COLUMN),
+			 errmsg_plural("cannot drop extension \"domi\": it would destroy %lld tenant key and make the data encrypted under it unreadable",
+						   "cannot drop extension \"domi\": it would destroy %lld tenant keys and make the data encrypted under them unreadable",
+						   keys, (long long) keys),
+			 errdetail_internal("%s", detail.data),
+			 errhint("Dump them first (pg_dump keeps them: domi.tenant_keys is an extension configuration table), "
+					 "destroy them on purpose with domi.destroy_tenant_keys(), "
+					 "or SET LOCAL domi.allow_drop = 'domi.tenant_keys' in the same transaction.")));
+}
+
+static void
+report_keyring_override(int64 keys, CommandTag tag, Oid caller)
+{
+	const char *role = GetUserNameFromId(caller, false);
+
+	ereport(LOG_SERVER_ONLY,
+			(errmsg_plural("%lld tenant key destroyed with extension \"domi\" under domi.allow_drop",
+						   "%lld tenant keys destroyed with extension \"domi\" under domi.allow_drop",
+						   keys, (long long) keys),
+			 errdetail("Role \"%s\" ran %s with SET LOCAL domi.allow_drop naming domi.tenant_keys.",
+					   role, command_name(tag))));
+	ereport(NOTICE,
+			(errmsg_plural("%lld tenant key destroyed with extension \"domi\" under domi.allow_drop",
+						   "%lld tenant keys destroyed with extension \"domi\" under domi.allow_drop",
+						   keys, (long long) keys)));
+}
+
 Datum
 domi_guard_ddl_start(PG_FUNCTION_ARGS)
 {
@@ -1337,6 +1426,10 @@ domi_guard_ddl_start(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	if (drops_the_guard(trigdata->parsetree, owned_by))
 	{
+		int64		keys = live_tenant_keys();
+
+		if (keys > 0 && !allow_drop_names_path(REGISTRY_SCHEMA, KEYRING_TABLE, ""))
+			refuse_keyring_drop(keys, trigdata->tag);
 		registry_execute("SELECT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
 						 "  FROM domi._protected_columns r"
 						 "  JOIN pg_class c ON c.oid = r.tbl"
@@ -1344,6 +1437,8 @@ domi_guard_ddl_start(PG_FUNCTION_ARGS)
 						 " ORDER BY 2, 3, 4",
 						 0, NULL, NULL, SPI_OK_SELECT);
 		guard_enforce(hits_from_result(GUARD_UNGUARD), trigdata->tag, &access);
+		if (keys > 0)
+			report_keyring_override(keys, trigdata->tag, access.save_userid);
 	}
 	registry_close(&access);
 	PG_RETURN_VOID();

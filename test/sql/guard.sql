@@ -390,3 +390,77 @@ DROP SCHEMA app CASCADE;
 DROP ROLE guard_owner;
 DROP ROLE guard_other;
 DROP EXTENSION citext;
+
+-- The keyring.  Dropping domi drops domi.tenant_keys with it, and every value
+-- encrypted under those keys is unreadable for good: refused while a key is
+-- not destroyed, whatever state it is in.
+\set tg1 '''99999999-0000-4000-8000-000000000001'''
+\set tg2 '''99999999-0000-4000-8000-000000000002'''
+SELECT domi.rotate_tenant_key(:tg1) AS g1_v1, domi.rotate_tenant_key(:tg1) AS g1_v2,
+	domi.rotate_tenant_key(:tg2) AS g2_v1;
+SELECT tenant, version, state FROM domi.tenant_keys
+WHERE tenant IN (:tg1, :tg2) ORDER BY 1, 2;
+DROP EXTENSION domi;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DROP EXTENSION domi CASCADE;
+DROP SCHEMA domi CASCADE;
+-- DROP OWNED BY the role that created domi (the superuser running this).
+BEGIN;
+DROP OWNED BY CURRENT_USER;
+ROLLBACK;
+-- Nothing was dropped.
+SELECT extname FROM pg_extension WHERE extname = 'domi';
+SELECT count(*) AS keys FROM domi.tenant_keys WHERE tenant IN (:tg1, :tg2);
+-- The guard counts the keys as the registry's owner: a role that may not
+-- read the key table still gets the refusal, not a permission error.
+CREATE ROLE guard_nobody;
+SET ROLE guard_nobody;
+SELECT count(*) FROM domi.tenant_keys;
+DROP EXTENSION domi;
+RESET ROLE;
+DROP ROLE guard_nobody;
+
+-- A session-level SET does not count, and the error says why.
+SET domi.allow_drop = 'domi.tenant_keys';
+DROP EXTENSION domi;
+RESET domi.allow_drop;
+-- domi.tenant_keys is the only entry with two names; any other table is a
+-- typo, refused at SET time.
+SET domi.allow_drop = 'public.tenant_keys';
+SET domi.allow_drop = 'domi.tenant_keys.*';
+
+-- The override: SET LOCAL in the transaction that drops domi, reported to
+-- the client (and logged).  Rolled back here: the rest of the suite needs domi.
+BEGIN;
+SET LOCAL domi.allow_drop = '"domi".TENANT_KEYS';
+DROP EXTENSION domi;
+SELECT count(*) AS domi_installed FROM pg_extension WHERE extname = 'domi';
+ROLLBACK;
+-- It allows the keys, not a protected column: both must be named.
+CREATE TABLE guard_keys_note (id int, body bytea);
+SELECT domi.protect_column('guard_keys_note', 'body');
+BEGIN;
+SET LOCAL domi.allow_drop = 'domi.tenant_keys';
+DROP EXTENSION domi;
+ROLLBACK;
+BEGIN;
+SET LOCAL domi.allow_drop = 'public.guard_keys_note.body, domi.tenant_keys';
+DROP EXTENSION domi;
+ROLLBACK;
+SELECT domi.unprotect_column('guard_keys_note', 'body');
+DROP TABLE guard_keys_note;
+
+-- Destroying the keys on purpose lets the drop through: once every tenant's
+-- keys are destroyed, nothing is left to lose.  One tenant is not enough.
+BEGIN;
+SELECT domi.destroy_tenant_keys(:tg1) AS g1_destroyed;
+DROP EXTENSION domi;
+ROLLBACK;
+BEGIN;
+SELECT domi.destroy_tenant_keys(:tg1) AS g1_destroyed, domi.destroy_tenant_keys(:tg2) AS g2_destroyed;
+DROP EXTENSION domi;
+SELECT count(*) AS domi_installed FROM pg_extension WHERE extname = 'domi';
+ROLLBACK;
+
+-- Leave the keyring as this file found it.
+DELETE FROM domi.tenant_keys WHERE tenant IN (:tg1, :tg2);
