@@ -16,6 +16,7 @@ OBJS = \
 	src/crypto.o \
 	src/random.o \
 	src/rls.o \
+	src/owner_spi.o \
 	src/rootkey.o \
 	src/keyring.o \
 	src/rekey.o \

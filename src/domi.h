@@ -28,6 +28,20 @@ extern void domi_crypto_init(void);
 /* rls.c: the domi.rls_guard and domi.tenant_column settings, policy trees */
 extern void domi_rls_init(void);
 
+/*
+ * owner_spi.c: SPI_connect as the owner of a domi table, with the user id
+ * switched and search_path pinned to pg_catalog, pg_temp; and back.
+ */
+typedef struct DomiOwnerSpi
+{
+	Oid			saved_userid;	/* the caller */
+	int			saved_sec_context;
+	int			saved_nestlevel;
+} DomiOwnerSpi;
+
+extern void domi_spi_connect_as(Oid owner, DomiOwnerSpi *spi);
+extern void domi_spi_finish_as(DomiOwnerSpi *spi);
+
 /* keyring.c, rootkey.c: the root key and tenant keys (internal API in keyring.h) */
 extern void domi_keyring_init(void);
 

@@ -149,12 +149,7 @@ typedef struct GuardHit
 } GuardHit;
 
 /* State saved while the registry is accessed as its owner. */
-typedef struct RegistryAccess
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} RegistryAccess;
+typedef DomiOwnerSpi RegistryAccess;
 
 /* ---------------------------------------------------------------------
  * domi.allow_drop
@@ -472,25 +467,14 @@ registry_open(RegistryAccess *access)
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&access->save_userid, &access->save_sec_context);
-	SetUserIdAndSecContext(owner, access->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	access->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	domi_spi_connect_as(owner, access);
 	return true;
 }
 
 static void
 registry_close(RegistryAccess *access)
 {
-	AtEOXact_GUC(true, access->save_nestlevel);
-	SetUserIdAndSecContext(access->save_userid, access->save_sec_context);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	domi_spi_finish_as(access);
 }
 
 /*
@@ -850,7 +834,7 @@ guard_enforce(List *hits, CommandTag tag, const RegistryAccess *access)
 
 	foreach(lc, hits)
 	{
-		report_override(lfirst(lc), tag, access->save_userid);
+		report_override(lfirst(lc), tag, access->saved_userid);
 		registry_follow(lfirst(lc));
 	}
 }
@@ -1438,7 +1422,7 @@ domi_guard_ddl_start(PG_FUNCTION_ARGS)
 						 0, NULL, NULL, SPI_OK_SELECT);
 		guard_enforce(hits_from_result(GUARD_UNGUARD), trigdata->tag, &access);
 		if (keys > 0)
-			report_keyring_override(keys, trigdata->tag, access.save_userid);
+			report_keyring_override(keys, trigdata->tag, access.saved_userid);
 	}
 	registry_close(&access);
 	PG_RETURN_VOID();

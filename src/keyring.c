@@ -192,9 +192,7 @@ cache_prepare(void)
 
 typedef struct OwnerSpi
 {
-	Oid			saved_userid;
-	int			saved_sec_context;
-	int			saved_nestlevel;
+	DomiOwnerSpi as_owner;
 	MemoryContext caller_context;
 } OwnerSpi;
 
@@ -236,23 +234,13 @@ owner_spi_connect(OwnerSpi *spi)
 	Oid			owner = tenant_keys_owner();
 
 	spi->caller_context = CurrentMemoryContext;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&spi->saved_userid, &spi->saved_sec_context);
-	SetUserIdAndSecContext(owner, spi->saved_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	spi->saved_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	domi_spi_connect_as(owner, &spi->as_owner);
 }
 
 static void
 owner_spi_finish(OwnerSpi *spi)
 {
-	AtEOXact_GUC(true, spi->saved_nestlevel);
-	SetUserIdAndSecContext(spi->saved_userid, spi->saved_sec_context);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	domi_spi_finish_as(&spi->as_owner);
 }
 
 /*
