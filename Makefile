@@ -7,7 +7,7 @@
 # The whole suite, with its own throwaway cluster: scripts/test (see README.md).
 
 EXTENSION = domi
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 
 MODULE_big = domi
 OBJS = \
