@@ -60,10 +60,10 @@ sub tenants_of
 
 sub waiting_on_bootstrap_lock
 {
-	# classid is domi's lock class ("domi" in ASCII), objsubid 2: the two-int form.
+	# classid is domi's lock class ("domi" in ASCII), objsubid 101: a tag no SQL function makes.
 	return $node->poll_query_until('postgres', q{
 		SELECT count(*) = 1 FROM pg_locks
-		WHERE locktype = 'advisory' AND NOT granted AND classid = 1685024105 AND objsubid = 2});
+		WHERE locktype = 'advisory' AND NOT granted AND classid = 1685024105 AND objsubid = 101});
 }
 
 # Session 1 bootstraps u1 and keeps its transaction open; session 2's call
