@@ -28,7 +28,7 @@ $node->safe_psql('postgres', qq{
 	CREATE TABLE app.memberships (user_id text NOT NULL, tenant_id uuid NOT NULL REFERENCES app.tenants,
 		created_at timestamptz NOT NULL DEFAULT now());
 	CREATE INDEX ON app.memberships (user_id, created_at, tenant_id);
-	-- no index that fits the lookups: the kept plans answer for this one
+	-- no index that fits the lookups: the general scan answers for this one
 	CREATE TABLE app.memberships_v2 (user_id text NOT NULL, tenant_id uuid NOT NULL,
 		created_at timestamptz NOT NULL DEFAULT now());
 	CREATE TABLE app.invoices (id int, tenant_id uuid NOT NULL);
@@ -98,7 +98,7 @@ $s1->query_safe('COMMIT');
 
 # REPEATABLE READ: session 2's snapshot predates session 1's commit, yet
 # its call sees the membership (a fresh snapshot after the lock) and
-# creates no second tenant.  Through the index, and through the kept plans.
+# creates no second tenant.  Through the index, and through the general scan.
 foreach my $memberships ('app.memberships', 'app.memberships_v2')
 {
 	$node->safe_psql('postgres', "SELECT domi.configure_tenancy('$memberships', tenants => 'app.tenants')");
