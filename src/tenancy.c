@@ -1171,7 +1171,7 @@ lookup_index_usable(void)
 }
 
 static void
-run_lookup(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot which)
+run_lookup(Lookup *lookup, Datum user_id, LookupSnapshot which)
 {
 	if (lookup_index_usable())
 		lookup_by_index(lookup, user_id, which);
@@ -1181,23 +1181,23 @@ run_lookup(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot whic
 
 /* The tenant of the user's first membership; false if none. */
 static bool
-first_tenant(TenancyCall *call, Datum user_id, LookupSnapshot which, pg_uuid_t *tenant)
+first_tenant(Datum user_id, LookupSnapshot which, pg_uuid_t *tenant)
 {
 	Lookup		lookup = {LOOKUP_FIRST};
 
-	run_lookup(call, &lookup, user_id, which);
+	run_lookup(&lookup, user_id, which);
 	if (lookup.found)
 		*tenant = lookup.result;
 	return lookup.found;
 }
 
 static bool
-member_of(TenancyCall *call, Datum user_id, const pg_uuid_t *tenant, LookupSnapshot which)
+member_of(Datum user_id, const pg_uuid_t *tenant, LookupSnapshot which)
 {
 	Lookup		lookup = {LOOKUP_TENANT};
 
 	lookup.tenant = tenant;
-	run_lookup(call, &lookup, user_id, which);
+	run_lookup(&lookup, user_id, which);
 	return lookup.found;
 }
 
@@ -1404,7 +1404,7 @@ domi_user_tenant(PG_FUNCTION_ARGS)
 	bool		found;
 
 	tenancy_begin(&call, false);
-	found = first_tenant(&call, user_id_argument(fcinfo), LOOKUP_STATEMENT, &tenant);
+	found = first_tenant(user_id_argument(fcinfo), LOOKUP_STATEMENT, &tenant);
 	tenancy_end(&call);
 	if (!found)
 		PG_RETURN_NULL();
@@ -1441,7 +1441,7 @@ domi_user_tenants(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 
 	tenancy_begin(&call, false);
-	run_lookup(&call, &lookup, user_id_argument(fcinfo), LOOKUP_STATEMENT);
+	run_lookup(&lookup, user_id_argument(fcinfo), LOOKUP_STATEMENT);
 	tenancy_end(&call);
 	return (Datum) 0;
 }
@@ -1454,7 +1454,7 @@ domi_is_member(PG_FUNCTION_ARGS)
 	bool		member;
 
 	tenancy_begin(&call, false);
-	member = member_of(&call, user_id_argument(fcinfo), PG_GETARG_UUID_P(1), LOOKUP_STATEMENT);
+	member = member_of(user_id_argument(fcinfo), PG_GETARG_UUID_P(1), LOOKUP_STATEMENT);
 	tenancy_end(&call);
 	PG_RETURN_BOOL(member);
 }
@@ -1479,11 +1479,11 @@ domi_enter_tenant(PG_FUNCTION_ARGS)
 
 	tenancy_begin(&call, false);
 	if (PG_ARGISNULL(1))
-		member = first_tenant(&call, user_id_argument(fcinfo), LOOKUP_FRESH, &tenant);
+		member = first_tenant(user_id_argument(fcinfo), LOOKUP_FRESH, &tenant);
 	else
 	{
 		tenant = *PG_GETARG_UUID_P(1);
-		member = member_of(&call, user_id_argument(fcinfo), &tenant, LOOKUP_FRESH);
+		member = member_of(user_id_argument(fcinfo), &tenant, LOOKUP_FRESH);
 	}
 	tenancy_end(&call);
 
@@ -1818,7 +1818,7 @@ domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 	columns = tenant_columns(tenant);
 
 	lock_user_bootstrap(user_id);
-	if (!first_tenant(&call, user_id, LOOKUP_LATEST, &id))
+	if (!first_tenant(user_id, LOOKUP_LATEST, &id))
 	{
 		insert_tenant(columns, tenant, &id);
 		insert_membership(user_id, &id);
