@@ -528,12 +528,12 @@ forget_state(void)
 }
 
 /*
- * Does this index answer the lookups as the queries would?  A valid btree
- * index without predicate or expressions whose first keys are (user,
- * order, tenant), or (user, tenant) without an order column, each with the
+ * Does this index answer the lookups as the equivalent query would?  A
+ * valid btree index without predicate or expressions whose first keys are
+ * (user, order, tenant), or (user, tenant) without an order column, each with the
  * default operator class of its column's type, the column's collation,
- * ascending and NULLS LAST: then the index order is the queries' ORDER BY,
- * and its equality is their "=".
+ * ascending and NULLS LAST: then the index order is the query's ORDER BY,
+ * and its equality is its "=".
  */
 static bool
 index_answers_lookups(Relation heap, Relation index, const AttrNumber *keys, int nkeys)
@@ -742,7 +742,7 @@ finish_spi(void)
  * Make the lookups ready.  The tables the call reads are locked first (the
  * tenants table only for bootstrap_tenant): taking a lock processes pending
  * invalidations, and once we hold it no DDL can rename or alter the table
- * before our scan or query runs.
+ * before our scan or insert runs.
  */
 static void
 tenancy_begin(TenancyCall *call, bool with_tenants)
@@ -806,8 +806,8 @@ typedef struct Lookup
 
 /*
  * Take one membership's tenant; true when the lookup needs no more rows.
- * A row whose tenant is NULL is no membership: skipped (the queries skip
- * it too).
+ * A row whose tenant is NULL is no membership: skipped (as the equivalent
+ * query, WHERE tenant IS NOT NULL, would).
  */
 static bool
 lookup_take(Lookup *lookup, const pg_uuid_t *tenant)
