@@ -25,6 +25,21 @@
 -- Tenant lookup and bootstrap
 --------------------------------------------------------------------------
 
+-- The functions keep their signatures; what changes is in src/tenancy.c:
+-- - No code of a configured table's owner runs with the extension owner's
+--   rights: the lookups scan the tables instead of planning a query (which
+--   folds the owner's immutable functions in index expressions), and
+--   bootstrap_tenant evaluates the id default and inserts as each table's
+--   owner, in a security-restricted operation, with the tenant set to the
+--   new id.  The extension owner now needs only SELECT on the memberships
+--   table (and BYPASSRLS, or to be a superuser).
+-- - bootstrap_tenant serializes on a lock tag that no pg_advisory_*
+--   function can take (objsubid 101), not on the advisory lock
+--   (1685024105, hashtext(user_id)) that any role could hold.
+-- - The user column may be uuid, smallint, integer or bigint as well as
+--   text or varchar; the text argument is converted to its type (22P02).
+COMMENT ON FUNCTION domi.user_tenant(text) IS 'the tenant of the user''s first membership, or NULL (the id is compared in the user column''s type)';
+
 
 --------------------------------------------------------------------------
 -- Row-level security and its guards

@@ -10,30 +10,35 @@
  * BYPASSRLS role, checked at every call) and answer exactly that question,
  * nothing more: they return tenant ids of the user id they are given.
  *
+ * No code of the tables' owners runs with the extension owner's rights
+ * (the owner of a configured table need not be trusted like a superuser):
+ *
+ * - The lookups run no query.  Planning a query folds the constant parts of
+ *   the table's index expressions and predicates (and partition keys,
+ *   statistics expressions), calling the owner's immutable functions as
+ *   the role that plans.  The lookups scan the tables themselves instead:
+ *   when the memberships table (a plain table without inheritance
+ *   children) has an index whose order is exactly the lookup's (user,
+ *   order column, tenant id), an index-only scan of it, by OID, as the
+ *   planner would choose, without the cost of SPI and an executor per call
+ *   (the benchmark's reason); otherwise every partition or child through
+ *   an index on the user column, or sequentially, sorted in memory.  Like
+ *   the planner, they leave an index built over broken HOT chains alone
+ *   while the transaction's snapshots are older than it.
+ * - bootstrap_tenant writes as the tables' owners (owner_spi.c: a local
+ *   user id change inside a security-restricted operation), with the
+ *   tenant set to the new tenant's id, so that FORCEd policies hold the
+ *   owners to the new tenant: a trigger, a column default, a constraint or
+ *   an index expression runs with its owner's rights.
+ *
  * The configuration (domi.tenancy_config, one row) names the tables by OID
  * and the columns by name.  Each backend builds its lookups from it once,
- * columns resolved and type-checked:
- *
- * - When the memberships table (a plain table without inheritance
- *   children) has an index whose order is exactly the lookup's (user,
- *   order column, tenant id), the lookups scan it directly, by OID: an
- *   index-only scan, as the planner would choose, without the cost of SPI
- *   and an executor per call (the benchmark's reason).  Like the planner,
- *   they leave an index built over broken HOT chains alone while the
- *   transaction's snapshots are older than it.
- * - Otherwise, and for bootstrap_tenant's inserts, kept plans
- *   (SPI_prepare + SPI_keepplan) of queries whose table names come from
- *   the OIDs (quote_qualified_identifier) and whose values are parameters.
- *
- * The text of a kept query still holds names, and the plan cache
- * re-analyzes that text after some invalidations (a renamed schema, say),
- * when the names could resolve to another table.  So before every use we
- * lock the configured tables by OID and look at the kept plans: if the
- * plan cache has marked one invalid, or the configuration or a configured
- * table changed (relcache invalidations; the configuration table's trigger
- * sends one), we build everything again from the OIDs instead of letting
- * stale names be parsed again.  Holding the lock, no rename can intervene
- * before the scan or query runs.
+ * columns resolved and type-checked, and builds them again when the
+ * configuration or a configured table changes (relcache invalidations; the
+ * configuration table's trigger sends one).  Before every use we lock the
+ * configured tables by OID: once we hold the lock, no DDL can rename or
+ * alter a table before the scan or insert runs; bootstrap_tenant's inserts
+ * name the tables by their current names, built from the OIDs per call.
  */
 #include "postgres.h"
 
@@ -49,20 +54,27 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "storage/lock.h"
 #include "storage/predicate.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -88,11 +100,15 @@ PG_FUNCTION_INFO_V1(domi_bootstrap_tenant);
 
 /*
  * bootstrap_tenant serializes the calls for one user with a transaction
- * advisory lock (two-int form): this class id ("domi" in ASCII), and the
- * hash of the user id.  Documented in README.md, so that applications keep
- * clear of it.
+ * lock on an advisory lock tag that SQL cannot name: pg_advisory_lock and
+ * its kin set the tag's fourth field to 1 (one bigint) or 2 (two ints),
+ * never to this value, so no role can hold the lock and block a user's
+ * sign-up.  The keyring uses 100 for its own tags (src/keyring.c).  The
+ * other fields: the database, the class id "domi" in ASCII, the hash of
+ * the user id.
  */
 #define BOOTSTRAP_LOCK_CLASS 0x646f6d69
+#define BOOTSTRAP_LOCK_FIELD4 101
 
 /* The configuration row: tables by OID, columns by name. */
 typedef struct TenancyConfig
@@ -109,10 +125,9 @@ typedef struct TenancyConfig
 /* The attributes a configuration names, as check_config resolved them. */
 typedef struct ResolvedColumns
 {
-	AttrNumber	user_attnum;
-	Oid			user_collation;	/* the user column's: its "=" */
+	FormData_pg_attribute user;
 	AttrNumber	tenant_attnum;
-	AttrNumber	order_attnum;	/* 0: no order column */
+	FormData_pg_attribute order;	/* attnum 0: no order column */
 	FormData_pg_attribute tenants_id;	/* only with a tenants table */
 } ResolvedColumns;
 
@@ -124,16 +139,40 @@ typedef struct TenancyState
 	Oid			config_relid;
 	Oid			memberships;
 	Oid			tenants;
-	/* for bootstrap_tenant, which builds its INSERT per call */
-	Oid			user_collation; /* the user column's, for the lock's hash */
+	/* the columns by name: a partition or child has its own attnums */
+	NameData	user_column;
+	NameData	tenant_column;
+	NameData	order_column;
+	bool		has_order_column;
+
+	/*
+	 * The user column: the arguments (text) are converted to its base type
+	 * by that type's input function, and compared with its "=" under its
+	 * collation; its hash names the bootstrap lock.  Text and varchar need
+	 * no conversion.
+	 */
+	Oid			user_base_type;
+	Oid			user_collation;
+	bool		user_is_text;
+	Oid			user_input;
+	Oid			user_ioparam;
+	FmgrInfo	user_eq;
+	FmgrInfo	user_hash;
+	/* the order column's default sort order (ORDER BY col, ascending) */
+	Oid			order_collation;
+	FmgrInfo	order_cmp;
+	int16		order_typlen;
+	bool		order_typbyval;
+
+	/* for bootstrap_tenant, which builds its INSERTs per call */
 	AttrNumber	tenants_id_attnum;
-	bool		tenants_id_has_default;
+	char		tenants_id_generated;	/* attgenerated of the id column */
 	bool		tenants_id_unique;	/* see tenants_id_is_unique() */
-	char	   *tenants_name;	/* quoted and qualified */
 	char	   *tenants_id_column;	/* quoted */
+
 	/*
 	 * The index that answers the lookups directly, without a query
-	 * (InvalidOid: none fits, the kept plans answer), and its scan key.
+	 * (InvalidOid: none fits, the general scan answers), and its scan key.
 	 */
 	Oid			lookup_index;
 	AttrNumber	tenant_keyno;	/* the tenant column's place in the index */
@@ -146,11 +185,6 @@ typedef struct TenancyState
 	Oid			user_key_type;
 	Oid			user_key_collation;
 	RegProcedure user_key_equality;
-	/* the kept plans: $1 is the user id, $2 a tenant id */
-	SPIPlanPtr	first_plan;
-	SPIPlanPtr	all_plan;
-	SPIPlanPtr	member_plan;
-	SPIPlanPtr	add_membership_plan;	/* only with a tenants table */
 } TenancyState;
 
 static TenancyState state;
@@ -343,6 +377,21 @@ is_text_like(Oid typid)
 }
 
 /*
+ * The types a user column may have: text and varchar (an application's
+ * own ids), uuid (a foreign key to an auth table's uuid id, as Drizzle and
+ * Prisma schemas declare it) and the integer types, or domains over them.
+ * The functions take the id as text and convert it to the column's type.
+ */
+static bool
+is_user_id_type(Oid typid)
+{
+	Oid			base = getBaseType(typid);
+
+	return is_text_like(base) || base == UUIDOID ||
+		base == INT2OID || base == INT4OID || base == INT8OID;
+}
+
+/*
  * Check a configuration against the catalogs: the tables exist and are
  * tables, the columns exist with fitting types.  Errors say which part is
  * wrong.  stored: cfg is the configuration in use, read from the table.
@@ -359,9 +408,9 @@ check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
 	MemSet(resolved, 0, sizeof(ResolvedColumns));
 	check_table(cfg->memberships, "memberships", stored);
 	att = resolve_column(cfg->memberships, &cfg->user_column, "user id");
-	require_column_type(cfg->memberships, &att, is_text_like(att.atttypid), "text or varchar");
-	resolved->user_attnum = att.attnum;
-	resolved->user_collation = att.attcollation;
+	require_column_type(cfg->memberships, &att, is_user_id_type(att.atttypid),
+						"text, varchar, uuid, smallint, integer or bigint");
+	resolved->user = att;
 	att = resolve_column(cfg->memberships, &cfg->tenant_column, "tenant id");
 	require_column_type(cfg->memberships, &att, getBaseType(att.atttypid) == UUIDOID, "uuid");
 	resolved->tenant_attnum = att.attnum;
@@ -370,9 +419,9 @@ check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved)
 		TypeCacheEntry *type;
 
 		att = resolve_column(cfg->memberships, &cfg->order_column, "order");
-		resolved->order_attnum = att.attnum;
-		type = lookup_type_cache(att.atttypid, TYPECACHE_LT_OPR);
-		if (!OidIsValid(type->lt_opr))
+		resolved->order = att;
+		type = lookup_type_cache(att.atttypid, TYPECACHE_LT_OPR | TYPECACHE_CMP_PROC);
+		if (!OidIsValid(type->lt_opr) || !OidIsValid(type->cmp_proc))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
 					 errmsg("could not identify an ordering operator for type %s",
@@ -441,7 +490,7 @@ report_tenants_id_not_unique(Oid relid, AttrNumber attnum)
 }
 
 /* ---------------------------------------------------------------------
- * The kept plans
+ * The state built from the configuration
  * ---------------------------------------------------------------------
  */
 
@@ -464,52 +513,27 @@ qualified_relation_name(Oid relid)
 	return quote_qualified_identifier(nspname, relname);
 }
 
-static SPIPlanPtr
-prepare_kept(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL)
-		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not keep the plan of \"%s\"", sql);
-	return plan;
-}
-
-static void
-free_kept(SPIPlanPtr *plan)
-{
-	if (*plan)
-		SPI_freeplan(*plan);
-	*plan = NULL;
-}
-
 static void
 forget_state(void)
 {
 	state.valid = false;
-	free_kept(&state.first_plan);
-	free_kept(&state.all_plan);
-	free_kept(&state.member_plan);
-	free_kept(&state.add_membership_plan);
 	if (tenancy_context == NULL)
 		tenancy_context = AllocSetContextCreate(TopMemoryContext, "domi tenancy",
 												ALLOCSET_SMALL_SIZES);
 	else
 		MemoryContextReset(tenancy_context);
-	state.tenants_name = NULL;
 	state.tenants_id_column = NULL;
 	state.lookup_index = InvalidOid;
 	state.lookup_index_xmin = InvalidTransactionId;
 }
 
 /*
- * Does this index answer the lookups as the queries would?  A valid btree
- * index without predicate or expressions whose first keys are (user,
- * order, tenant), or (user, tenant) without an order column, each with the
+ * Does this index answer the lookups as the equivalent query would?  A
+ * valid btree index without predicate or expressions whose first keys are
+ * (user, order, tenant), or (user, tenant) without an order column, each with the
  * default operator class of its column's type, the column's collation,
- * ascending and NULLS LAST: then the index order is the queries' ORDER BY,
- * and its equality is their "=".
+ * ascending and NULLS LAST: then the index order is the query's ORDER BY,
+ * and its equality is its "=".
  */
 static bool
 index_answers_lookups(Relation heap, Relation index, const AttrNumber *keys, int nkeys)
@@ -539,8 +563,8 @@ index_answers_lookups(Relation heap, Relation index, const AttrNumber *keys, int
 
 /*
  * Find an index that answers the lookups (see above) and remember how to
- * scan it; none: the kept plans answer.  Only for a plain heap table
- * without inheritance children: the queries read a partitioned table's
+ * scan it; none: the general scan answers.  Only for a plain heap table
+ * without inheritance children: the lookups read a partitioned table's
  * partitions and an inherited table's children, which that one index does
  * not cover, and the scan reads the heap's visibility map.
  */
@@ -554,9 +578,9 @@ choose_lookup_index(const ResolvedColumns *resolved)
 	ListCell   *lc;
 
 	state.lookup_index = InvalidOid;
-	keys[nkeys++] = resolved->user_attnum;
-	if (resolved->order_attnum != 0)
-		keys[nkeys++] = resolved->order_attnum;
+	keys[nkeys++] = resolved->user.attnum;
+	if (resolved->order.attnum != 0)
+		keys[nkeys++] = resolved->order.attnum;
 	keys[nkeys++] = resolved->tenant_attnum;
 	state.tenant_keyno = nkeys;
 
@@ -587,6 +611,41 @@ choose_lookup_index(const ResolvedColumns *resolved)
 	table_close(heap, NoLock);
 }
 
+/*
+ * How to convert, compare and hash user ids, and how to order the order
+ * column: the base types' built-in input functions and default operator
+ * classes (a domain's constraints are not checked on a lookup's argument:
+ * they belong to the table's writes, not to a question about them).
+ */
+static void
+resolve_user_and_order_types(const ResolvedColumns *resolved)
+{
+	TypeCacheEntry *type;
+
+	state.user_base_type = getBaseType(resolved->user.atttypid);
+	state.user_collation = resolved->user.attcollation;
+	state.user_is_text = is_text_like(state.user_base_type);
+	getTypeInputInfo(state.user_base_type, &state.user_input, &state.user_ioparam);
+	type = lookup_type_cache(state.user_base_type, TYPECACHE_EQ_OPR | TYPECACHE_HASH_PROC);
+	if (!OidIsValid(type->eq_opr) || !OidIsValid(type->hash_proc))
+		elog(ERROR, "no equality or hash function for type %s",
+			 format_type_be(state.user_base_type));
+	fmgr_info_cxt(get_opcode(type->eq_opr), &state.user_eq, tenancy_context);
+	fmgr_info_cxt(type->hash_proc, &state.user_hash, tenancy_context);
+
+	if (resolved->order.attnum != 0)
+	{
+		type = lookup_type_cache(resolved->order.atttypid, TYPECACHE_CMP_PROC);
+		if (!OidIsValid(type->cmp_proc))
+			elog(ERROR, "no comparison function for type %s",
+				 format_type_be(resolved->order.atttypid));
+		fmgr_info_cxt(type->cmp_proc, &state.order_cmp, tenancy_context);
+		state.order_collation = resolved->order.attcollation;
+		state.order_typlen = resolved->order.attlen;
+		state.order_typbyval = resolved->order.attbyval;
+	}
+}
+
 /* Build state from the configuration row (inside SPI). */
 static void
 build_state(void)
@@ -594,13 +653,6 @@ build_state(void)
 	uint64		generation = tenancy_generation;
 	TenancyConfig cfg;
 	ResolvedColumns resolved;
-	Oid			user_arg[1] = {TEXTOID};
-	Oid			user_tenant_args[2] = {TEXTOID, UUIDOID};
-	const char *members;
-	const char *user_col;
-	const char *tenant_col;
-	char	   *order_by;
-	char	   *sql;
 
 	forget_state();
 	state.config_relid = config_table_relid();
@@ -612,47 +664,20 @@ build_state(void)
 	state.memberships = cfg.memberships;
 	state.tenants = cfg.tenants;
 	check_config(&cfg, true, &resolved);
+	state.user_column = cfg.user_column;
+	state.tenant_column = cfg.tenant_column;
+	state.order_column = cfg.order_column;
+	state.has_order_column = cfg.has_order_column;
+	resolve_user_and_order_types(&resolved);
 	choose_lookup_index(&resolved);
-
-	members = qualified_relation_name(cfg.memberships);
-	user_col = quote_identifier(NameStr(cfg.user_column));
-	tenant_col = quote_identifier(NameStr(cfg.tenant_column));
-	/* Ties on the order column are broken by the tenant id: deterministic. */
-	if (cfg.has_order_column)
-		order_by = psprintf("%s, %s", quote_identifier(NameStr(cfg.order_column)), tenant_col);
-	else
-		order_by = pstrdup(tenant_col);
-
-	/*
-	 * A row without a tenant is no membership: were it first, the user
-	 * would seem to have none, and bootstrap_tenant would make a new
-	 * tenant at every call.
-	 */
-	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL ORDER BY %s LIMIT 1",
-				   tenant_col, members, user_col, tenant_col, order_by);
-	state.first_plan = prepare_kept(sql, 1, user_arg);
-	sql = psprintf("SELECT %s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL ORDER BY %s",
-				   tenant_col, members, user_col, tenant_col, order_by);
-	state.all_plan = prepare_kept(sql, 1, user_arg);
-	sql = psprintf("SELECT 1 FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2 LIMIT 1",
-				   members, user_col, tenant_col);
-	state.member_plan = prepare_kept(sql, 2, user_tenant_args);
 
 	if (OidIsValid(cfg.tenants))
 	{
-		MemoryContext old = MemoryContextSwitchTo(tenancy_context);
-
-		state.tenants_name = qualified_relation_name(cfg.tenants);
-		state.tenants_id_column = pstrdup(quote_identifier(NameStr(cfg.tenants_id_column)));
-		MemoryContextSwitchTo(old);
-		state.user_collation = resolved.user_collation;
+		state.tenants_id_column = MemoryContextStrdup(tenancy_context,
+													  quote_identifier(NameStr(cfg.tenants_id_column)));
 		state.tenants_id_attnum = resolved.tenants_id.attnum;
+		state.tenants_id_generated = resolved.tenants_id.attgenerated;
 		state.tenants_id_unique = tenants_id_is_unique(cfg.tenants, resolved.tenants_id.attnum);
-		state.tenants_id_has_default = resolved.tenants_id.atthasdef ||
-			resolved.tenants_id.attidentity != '\0' || resolved.tenants_id.attgenerated != '\0';
-
-		sql = psprintf("INSERT INTO %s (%s, %s) VALUES ($1, $2)", members, user_col, tenant_col);
-		state.add_membership_plan = prepare_kept(sql, 2, user_tenant_args);
 	}
 
 	state.generation = generation;
@@ -660,19 +685,9 @@ build_state(void)
 }
 
 static bool
-kept_plan_usable(SPIPlanPtr plan)
-{
-	return plan == NULL || SPI_plan_is_valid(plan);
-}
-
-static bool
 state_usable(void)
 {
-	return state.valid && state.generation == tenancy_generation &&
-		kept_plan_usable(state.first_plan) &&
-		kept_plan_usable(state.all_plan) &&
-		kept_plan_usable(state.member_plan) &&
-		kept_plan_usable(state.add_membership_plan);
+	return state.valid && state.generation == tenancy_generation;
 }
 
 /*
@@ -727,7 +742,7 @@ finish_spi(void)
  * Make the lookups ready.  The tables the call reads are locked first (the
  * tenants table only for bootstrap_tenant): taking a lock processes pending
  * invalidations, and once we hold it no DDL can rename or alter the table
- * before our scan or query runs.
+ * before our scan or insert runs.
  */
 static void
 tenancy_begin(TenancyCall *call, bool with_tenants)
@@ -791,8 +806,8 @@ typedef struct Lookup
 
 /*
  * Take one membership's tenant; true when the lookup needs no more rows.
- * A row whose tenant is NULL is no membership: skipped (the queries skip
- * it too).
+ * A row whose tenant is NULL is no membership: skipped (as the equivalent
+ * query, WHERE tenant IS NOT NULL, would).
  */
 static bool
 lookup_take(Lookup *lookup, const pg_uuid_t *tenant)
@@ -897,41 +912,245 @@ lookup_by_index(Lookup *lookup, Datum user_id, LookupSnapshot which)
 	table_close(heap, NoLock);
 }
 
-/* The lookup through a kept plan, for memberships without a fitting index. */
-static void
-lookup_by_plan(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot which)
+/*
+ * The general lookup, for memberships without an index that answers it
+ * directly: a partitioned table, inheritance children, another index or
+ * none.  A scan of every table that holds rows (the table itself, its
+ * partitions or children), through a btree index on the user column where
+ * one fits, else sequentially; the rows found are sorted as the ORDER BY
+ * would (order column ascending, NULLS LAST, under its collation; ties by
+ * tenant id).
+ *
+ * It runs no query: a query of the extension owner over the table would be
+ * planned as the extension owner, and planning folds the constant parts of
+ * the table's index expressions and predicates, partition keys and
+ * extended statistics, calling the table owner's immutable functions with
+ * the extension owner's rights (a function declared immutable may still
+ * call a volatile one).  A scan calls nothing but the built-in "=" and
+ * comparison of the columns' types.  Row-level security is not applied, as
+ * it would not be for the extension owner (a superuser or BYPASSRLS,
+ * checked).
+ */
+typedef struct FoundMembership
 {
-	SPIPlanPtr	plan = lookup->goal == LOOKUP_FIRST ? state.first_plan :
-		lookup->goal == LOOKUP_TENANT ? state.member_plan : state.all_plan;
-	Datum		values[2];
-	int			rc;
-	uint64		i;
+	pg_uuid_t	tenant;
+	Datum		order;
+	bool		order_isnull;
+} FoundMembership;
 
-	call_spi(call);
-	values[0] = user_id;
-	values[1] = lookup->tenant ? UUIDPGetDatum(lookup->tenant) : (Datum) 0;
-	if (which == LOOKUP_LATEST)
-		rc = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
-								  true, false, 0);
-	else
-		rc = SPI_execute_plan(plan, values, NULL, which == LOOKUP_STATEMENT, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tenant lookup failed: %s", SPI_result_code_string(rc));
+typedef struct FoundMemberships
+{
+	FoundMembership *rows;
+	int			count;
+	int			allocated;
+} FoundMemberships;
 
-	if (lookup->goal == LOOKUP_TENANT)
+/* Order as ORDER BY order_column, tenant_column: ascending, NULLS LAST. */
+static int
+found_membership_cmp(const void *a, const void *b, void *arg)
+{
+	const FoundMembership *x = a;
+	const FoundMembership *y = b;
+
+	if (state.has_order_column)
 	{
-		/* the query has compared the tenant already */
-		lookup->found = SPI_processed > 0;
-		return;
+		if (x->order_isnull != y->order_isnull)
+			return x->order_isnull ? 1 : -1;
+		if (!x->order_isnull)
+		{
+			int32		c = DatumGetInt32(FunctionCall2Coll(&state.order_cmp, state.order_collation,
+															x->order, y->order));
+
+			if (c != 0)
+				return c;
+		}
 	}
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		value = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+	return memcmp(x->tenant.data, y->tenant.data, UUID_LEN);
+}
 
-		if (lookup_take(lookup, isnull ? NULL : DatumGetUUIDP(value)))
+/*
+ * Take a row of the user's (slot): true when the lookup needs no more rows
+ * (a membership in the tenant asked about).
+ */
+static bool
+found_row(Lookup *lookup, FoundMemberships *found, TupleTableSlot *slot,
+		  AttrNumber tenant_att, AttrNumber order_att)
+{
+	FoundMembership *row;
+	bool		isnull;
+	Datum		tenant = slot_getattr(slot, tenant_att, &isnull);
+
+	if (isnull)
+		return false;			/* no membership */
+	if (lookup->goal == LOOKUP_TENANT)
+		return lookup_take(lookup, DatumGetUUIDP(tenant));
+	if (found->count == found->allocated)
+	{
+		found->allocated = found->allocated == 0 ? 4 : found->allocated * 2;
+		found->rows = found->rows == NULL ?
+			palloc(sizeof(FoundMembership) * found->allocated) :
+			repalloc(found->rows, sizeof(FoundMembership) * found->allocated);
+	}
+	row = &found->rows[found->count++];
+	row->tenant = *DatumGetUUIDP(tenant);
+	row->order = (Datum) 0;
+	row->order_isnull = true;
+	if (order_att != InvalidAttrNumber)
+	{
+		Datum		order = slot_getattr(slot, order_att, &row->order_isnull);
+
+		if (!row->order_isnull)
+			row->order = datumCopy(order, state.order_typbyval, state.order_typlen);
+	}
+	return false;
+}
+
+/*
+ * An index of rel that finds the user's rows: a valid btree index whose
+ * first key is the plain user column with the default operator class of
+ * its type and the column's collation, without predicate, that this
+ * transaction may scan (see lookup_index_usable).  NULL: none.
+ */
+static Relation
+user_index(Relation rel, AttrNumber user_att)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	Oid			opclass = GetDefaultOpClass(state.user_base_type, BTREE_AM_OID);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+
+		if (index->rd_rel->relam == BTREE_AM_OID && form->indisvalid &&
+			form->indnkeyatts >= 1 && form->indkey.values[0] == user_att &&
+			OidIsValid(opclass) &&
+			index->rd_opfamily[0] == get_opclass_family(opclass) &&
+			index->rd_opcintype[0] == get_opclass_input_type(opclass) &&
+			index->rd_indcollation[0] == state.user_collation &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+			(!form->indcheckxmin ||
+			 TransactionIdPrecedes(HeapTupleHeaderGetXmin(index->rd_indextuple->t_data),
+								   TransactionXmin)))
+		{
+			list_free(indexes);
+			return index;
+		}
+		index_close(index, AccessShareLock);
+	}
+	list_free(indexes);
+	return NULL;
+}
+
+static AttrNumber
+column_of(Relation rel, const NameData *column)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), NameStr(*column));
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						NameStr(*column), RelationGetRelationName(rel))));
+	return attnum;
+}
+
+/* Scan one table that holds rows; true when the lookup needs no more rows. */
+static bool
+scan_memberships(Relation rel, Lookup *lookup, FoundMemberships *found,
+				 Datum user_id, Snapshot snapshot)
+{
+	AttrNumber	user_att = column_of(rel, &state.user_column);
+	AttrNumber	tenant_att = column_of(rel, &state.tenant_column);
+	AttrNumber	order_att = state.has_order_column ? column_of(rel, &state.order_column) :
+		InvalidAttrNumber;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Relation	index = user_index(rel, user_att);
+	bool		done = false;
+
+	if (index != NULL)
+	{
+		IndexScanDesc scan = index_beginscan(rel, index, snapshot, 1, 0);
+		ScanKeyData key;
+
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, index->rd_opcintype[0],
+							   index->rd_indcollation[0],
+							   get_opcode(get_opfamily_member(index->rd_opfamily[0],
+															  index->rd_opcintype[0],
+															  index->rd_opcintype[0],
+															  BTEqualStrategyNumber)),
+							   user_id);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (!done && index_getnext_slot(scan, ForwardScanDirection, slot))
+			done = found_row(lookup, found, slot, tenant_att, order_att);
+		index_endscan(scan);
+		index_close(index, NoLock);
+	}
+	else
+	{
+		TableScanDesc scan;
+
+		/* as a sequential scan of the executor: the whole table is read */
+		PredicateLockRelation(rel, snapshot);
+		scan = table_beginscan(rel, snapshot, 0, NULL);
+		while (!done && table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			bool		isnull;
+			Datum		value = slot_getattr(slot, user_att, &isnull);
+
+			if (!isnull &&
+				DatumGetBool(FunctionCall2Coll(&state.user_eq, state.user_collation,
+											   value, user_id)))
+				done = found_row(lookup, found, slot, tenant_att, order_att);
+		}
+		table_endscan(scan);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return done;
+}
+
+static void
+lookup_by_scan(Lookup *lookup, Datum user_id, LookupSnapshot which)
+{
+	AclResult	aclresult = pg_class_aclcheck(state.memberships, GetUserId(), ACL_SELECT);
+	FoundMemberships found = {NULL, 0, 0};
+	List	   *tables;
+	ListCell   *lc;
+	int			i;
+
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(state.memberships));
+
+	/* the table and every partition or child, locked as a query would */
+	tables = find_all_inheritors(state.memberships, AccessShareLock, NULL);
+	PushActiveSnapshot(lookup_snapshot(which));
+	foreach(lc, tables)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+		bool		done = false;
+
+		if (rel->rd_rel->relkind == RELKIND_FOREIGN_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the memberships partition \"%s\" is a foreign table",
+							RelationGetRelationName(rel)),
+					 errdetail("The tenant lookup reads memberships in this database only.")));
+		if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind))
+			done = scan_memberships(rel, lookup, &found, user_id, GetActiveSnapshot());
+		table_close(rel, NoLock);
+		if (done)
 			break;
 	}
+	PopActiveSnapshot();
+	list_free(tables);
+
+	if (lookup->goal == LOOKUP_TENANT || found.count == 0)
+		return;
+	qsort_arg(found.rows, found.count, sizeof(FoundMembership), found_membership_cmp, NULL);
+	for (i = 0; i < found.count; i++)
+		if (lookup_take(lookup, &found.rows[i].tenant))
+			break;
 }
 
 /*
@@ -941,7 +1160,7 @@ lookup_by_plan(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot 
  * see an older version of the row through that entry, with another user or
  * tenant than the entry says.  The planner skips such an index until
  * TransactionXmin passes the xmin of its pg_index row; so do we, and the
- * kept plans answer meanwhile.
+ * general scan answers meanwhile.
  */
 static bool
 lookup_index_usable(void)
@@ -952,33 +1171,33 @@ lookup_index_usable(void)
 }
 
 static void
-run_lookup(TenancyCall *call, Lookup *lookup, Datum user_id, LookupSnapshot which)
+run_lookup(Lookup *lookup, Datum user_id, LookupSnapshot which)
 {
 	if (lookup_index_usable())
 		lookup_by_index(lookup, user_id, which);
 	else
-		lookup_by_plan(call, lookup, user_id, which);
+		lookup_by_scan(lookup, user_id, which);
 }
 
 /* The tenant of the user's first membership; false if none. */
 static bool
-first_tenant(TenancyCall *call, Datum user_id, LookupSnapshot which, pg_uuid_t *tenant)
+first_tenant(Datum user_id, LookupSnapshot which, pg_uuid_t *tenant)
 {
 	Lookup		lookup = {LOOKUP_FIRST};
 
-	run_lookup(call, &lookup, user_id, which);
+	run_lookup(&lookup, user_id, which);
 	if (lookup.found)
 		*tenant = lookup.result;
 	return lookup.found;
 }
 
 static bool
-member_of(TenancyCall *call, Datum user_id, const pg_uuid_t *tenant, LookupSnapshot which)
+member_of(Datum user_id, const pg_uuid_t *tenant, LookupSnapshot which)
 {
 	Lookup		lookup = {LOOKUP_TENANT};
 
 	lookup.tenant = tenant;
-	run_lookup(call, &lookup, user_id, which);
+	run_lookup(&lookup, user_id, which);
 	return lookup.found;
 }
 
@@ -1000,6 +1219,21 @@ require_user_id(FunctionCallInfo fcinfo)
 				 errmsg("user id must not be null")));
 }
 
+/*
+ * The user id argument (text) as a value of the user column's base type,
+ * compared in that type: text as it is, a uuid or integer through its
+ * type's input function (22P02 for text that is no such value, 22003 for
+ * an integer out of range).  After tenancy_begin.
+ */
+static Datum
+user_id_argument(FunctionCallInfo fcinfo)
+{
+	if (state.user_is_text)
+		return PG_GETARG_DATUM(0);
+	return OidInputFunctionCall(state.user_input, TextDatumGetCString(PG_GETARG_DATUM(0)),
+								state.user_ioparam, -1);
+}
+
 /* ---------------------------------------------------------------------
  * Configuration
  * ---------------------------------------------------------------------
@@ -1014,15 +1248,12 @@ static void
 check_owner_rights(const TenancyConfig *cfg, Oid owner)
 {
 	require_rls_bypass(owner);
-	if (pg_class_aclcheck(cfg->memberships, owner, ACL_SELECT) != ACLCHECK_OK ||
-		(OidIsValid(cfg->tenants) &&
-		 (pg_class_aclcheck(cfg->memberships, owner, ACL_INSERT) != ACLCHECK_OK ||
-		  pg_class_aclcheck(cfg->tenants, owner, ACL_SELECT | ACL_INSERT) != ACLCHECK_OK)))
+	if (pg_class_aclcheck(cfg->memberships, owner, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("role \"%s\" may not read or write the configured tables",
+				 errmsg("role \"%s\" may not read the configured memberships table",
 						GetUserNameFromId(owner, false)),
-				 errdetail("The tenant lookup runs as the owner of extension domi. It needs SELECT on the memberships table, and with a tenants table also INSERT on it and SELECT and INSERT on the tenants table.")));
+				 errdetail("The tenant lookup runs as the owner of extension domi, and needs SELECT on the memberships table. bootstrap_tenant writes as the owners of the tables.")));
 }
 
 static void
@@ -1173,7 +1404,7 @@ domi_user_tenant(PG_FUNCTION_ARGS)
 	bool		found;
 
 	tenancy_begin(&call, false);
-	found = first_tenant(&call, PG_GETARG_DATUM(0), LOOKUP_STATEMENT, &tenant);
+	found = first_tenant(user_id_argument(fcinfo), LOOKUP_STATEMENT, &tenant);
 	tenancy_end(&call);
 	if (!found)
 		PG_RETURN_NULL();
@@ -1210,7 +1441,7 @@ domi_user_tenants(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 
 	tenancy_begin(&call, false);
-	run_lookup(&call, &lookup, PG_GETARG_DATUM(0), LOOKUP_STATEMENT);
+	run_lookup(&lookup, user_id_argument(fcinfo), LOOKUP_STATEMENT);
 	tenancy_end(&call);
 	return (Datum) 0;
 }
@@ -1223,7 +1454,7 @@ domi_is_member(PG_FUNCTION_ARGS)
 	bool		member;
 
 	tenancy_begin(&call, false);
-	member = member_of(&call, PG_GETARG_DATUM(0), PG_GETARG_UUID_P(1), LOOKUP_STATEMENT);
+	member = member_of(user_id_argument(fcinfo), PG_GETARG_UUID_P(1), LOOKUP_STATEMENT);
 	tenancy_end(&call);
 	PG_RETURN_BOOL(member);
 }
@@ -1248,11 +1479,11 @@ domi_enter_tenant(PG_FUNCTION_ARGS)
 
 	tenancy_begin(&call, false);
 	if (PG_ARGISNULL(1))
-		member = first_tenant(&call, PG_GETARG_DATUM(0), LOOKUP_FRESH, &tenant);
+		member = first_tenant(user_id_argument(fcinfo), LOOKUP_FRESH, &tenant);
 	else
 	{
 		tenant = *PG_GETARG_UUID_P(1);
-		member = member_of(&call, PG_GETARG_DATUM(0), &tenant, LOOKUP_FRESH);
+		member = member_of(user_id_argument(fcinfo), &tenant, LOOKUP_FRESH);
 	}
 	tenancy_end(&call);
 
@@ -1352,29 +1583,27 @@ tenant_columns(Jsonb *tenant)
 }
 
 /*
- * INSERT INTO tenants (columns [, id]) SELECT r.columns [, gen_random_uuid()]
- * FROM jsonb_to_record($1) AS r(column type, ...) RETURNING id: the values
- * typed by their columns' types, never pasted into the text; every other
- * column gets its default.  Only the named columns are read from the
- * object: jsonb_populate_record of the whole row type would read every
- * other column as a NULL of its type, which a domain that refuses NULL
- * refuses even where the column has a default.
+ * INSERT INTO tenants (columns, id) SELECT r.columns, $2 FROM
+ * jsonb_to_record($1) AS r(column type, ...) RETURNING id: the values
+ * typed by their columns' types, never pasted into the text; the id is the
+ * one new_tenant_id() made; every other column gets its default.  Only the
+ * named columns are read from the object: jsonb_populate_record of the
+ * whole row type would read every other column as a NULL of its type,
+ * which a domain that refuses NULL refuses even where the column has a
+ * default.
  */
 static char *
 tenant_insert_sql(List *columns)
 {
+	char	   *tenants = qualified_relation_name(state.tenants);
 	StringInfoData targets;
 	StringInfoData values;
 	StringInfoData definitions;
-	bool		generate_id = !state.tenants_id_has_default;
 	ListCell   *lc;
 
-	if (columns == NIL && !generate_id)
-		return psprintf("INSERT INTO %s DEFAULT VALUES RETURNING %s",
-						state.tenants_name, state.tenants_id_column);
 	if (columns == NIL)
-		return psprintf("INSERT INTO %s (%s) VALUES (pg_catalog.gen_random_uuid()) RETURNING %s",
-						state.tenants_name, state.tenants_id_column, state.tenants_id_column);
+		return psprintf("INSERT INTO %s (%s) VALUES ($2) RETURNING %s",
+						tenants, state.tenants_id_column, state.tenants_id_column);
 
 	initStringInfo(&targets);
 	initStringInfo(&values);
@@ -1388,32 +1617,29 @@ tenant_insert_sql(List *columns)
 		appendStringInfo(&values, "%sr.%s", separator, column->name);
 		appendStringInfo(&definitions, "%s%s %s", separator, column->name, column->type);
 	}
-	if (generate_id)
-	{
-		appendStringInfo(&targets, ", %s", state.tenants_id_column);
-		appendStringInfoString(&values, ", pg_catalog.gen_random_uuid()");
-	}
-	return psprintf("INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_to_record($1) AS r(%s) RETURNING %s",
-					state.tenants_name, targets.data, values.data, definitions.data,
-					state.tenants_id_column);
+	return psprintf("INSERT INTO %s (%s, %s) SELECT %s, $2 FROM pg_catalog.jsonb_to_record($1) AS r(%s) RETURNING %s",
+					tenants, targets.data, state.tenants_id_column, values.data,
+					definitions.data, state.tenants_id_column);
 }
 
 /*
  * Serialize bootstrap_tenant calls for one user until the end of the
- * transaction.  Two users whose ids hash alike merely wait for each other.
- * The hash is taken under the user column's collation: ids that its "="
- * calls equal are one user, and under a nondeterministic collation
- * ('Alice' and 'ALICE' case-insensitively) they must hash alike too.  Under
- * a deterministic collation it is the hash of the bytes, whatever the
- * collation.
+ * transaction, on a lock that no SQL function can take (see
+ * BOOTSTRAP_LOCK_FIELD4).  Two users whose ids hash alike merely wait for
+ * each other.  The hash is the user column's type's, under the column's
+ * collation: ids that its "=" calls equal are one user, and under a
+ * nondeterministic collation ('Alice' and 'ALICE' case-insensitively) they
+ * must hash alike too.
  */
 static void
 lock_user_bootstrap(Datum user_id)
 {
-	int32		hash = DatumGetInt32(DirectFunctionCall1Coll(hashtext, state.user_collation, user_id));
+	uint32		hash = DatumGetUInt32(FunctionCall1Coll(&state.user_hash, state.user_collation,
+														 user_id));
+	LOCKTAG		tag;
 
-	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4,
-							   Int32GetDatum(BOOTSTRAP_LOCK_CLASS), Int32GetDatum(hash));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, BOOTSTRAP_LOCK_CLASS, hash, BOOTSTRAP_LOCK_FIELD4);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 /*
@@ -1423,53 +1649,129 @@ lock_user_bootstrap(Datum user_id)
  * error instead, and the transaction's rows go with it.
  */
 static void
-report_skipped_insert(const char *table, uint64 processed)
+report_skipped_insert(Oid relid, uint64 processed)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("the insert into %s made %llu rows instead of one", table,
-					(unsigned long long) processed),
+			 errmsg("the insert into %s made %llu rows instead of one",
+					qualified_relation_name(relid), (unsigned long long) processed),
 			 errdetail("A trigger or rule of the table changed the insert of bootstrap_tenant.")));
 }
 
+/*
+ * Set the tenant while bootstrap_tenant writes as a table's owner (inside
+ * domi_spi_connect_as, which restores it with the other settings): a table
+ * with FORCE ROW LEVEL SECURITY holds its owner to its policies, and the
+ * new rows belong to the new tenant.
+ */
 static void
-insert_tenant(const char *sql, Jsonb *tenant, pg_uuid_t *id)
+set_scope_tenant(const pg_uuid_t *tenant)
 {
-	Oid			argtypes[1] = {JSONBOID};
-	Datum		values[1];
-	int			rc;
-	bool		isnull;
-	Datum		value;
+	(void) set_config_option("domi.tenant_id",
+							 DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(tenant))),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
 
-	values[0] = JsonbPGetDatum(tenant);
-	rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "could not insert the tenant: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
-		report_skipped_insert(state.tenants_name, SPI_processed);
-	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+/*
+ * The id of a new tenant: the id column's default (or its type's, a
+ * domain's), evaluated here, before the insert, so that the tenant can be
+ * set to it first; gen_random_uuid() without a default.  Called as the
+ * tenants table's owner: the default is that owner's code, planned (its
+ * immutable parts folded) and run with that owner's rights.
+ */
+static void
+new_tenant_id(Relation tenants, pg_uuid_t *id)
+{
+	Node	   *expr = build_column_default(tenants, state.tenants_id_attnum);
+	Datum		value;
+	bool		isnull = false;
+
+	if (expr == NULL)
+	{
+		*id = *DatumGetUUIDP(OidFunctionCall0(F_GEN_RANDOM_UUID));
+		return;
+	}
+	else
+	{
+		EState	   *estate = CreateExecutorState();
+		ExprState  *exprstate = ExecPrepareExpr((Expr *) expr, estate);
+
+		value = ExecEvalExprSwitchContext(exprstate, GetPerTupleExprContext(estate), &isnull);
+		if (!isnull)
+			*id = *DatumGetUUIDP(value);
+		FreeExecutorState(estate);
+	}
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("the new tenant's id is null"),
 				 errdetail("The default of column %s of relation %s gave null.",
-						   state.tenants_id_column, state.tenants_name)));
-	*id = *DatumGetUUIDP(value);
+						   state.tenants_id_column, qualified_relation_name(state.tenants))));
 }
 
+/*
+ * Insert the new tenant as the owner of the tenants table: its id default,
+ * triggers, constraints, index expressions and policies run with that
+ * owner's rights inside a security-restricted operation, never with the
+ * extension owner's, and with the tenant set to the new id.  A trigger
+ * that changes the id is refused: the membership would point elsewhere.
+ */
+static void
+insert_tenant(List *columns, Jsonb *tenant, pg_uuid_t *id)
+{
+	Relation	rel = table_open(state.tenants, NoLock);	/* locked by tenancy_begin */
+	Oid			argtypes[2] = {JSONBOID, UUIDOID};
+	Datum		values[2];
+	char	   *sql = tenant_insert_sql(columns);
+	DomiOwnerSpi spi;
+	int			rc;
+	bool		isnull;
+	Datum		value;
+
+	domi_spi_connect_as(rel->rd_rel->relowner, &spi);
+	new_tenant_id(rel, id);
+	set_scope_tenant(id);
+	values[0] = JsonbPGetDatum(tenant);
+	values[1] = UUIDPGetDatum(id);
+	rc = SPI_execute_with_args(sql, 2, argtypes, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not insert the tenant: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		report_skipped_insert(state.tenants, SPI_processed);
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull || memcmp(DatumGetUUIDP(value)->data, id->data, UUID_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the insert into %s changed the new tenant's id",
+						qualified_relation_name(state.tenants)),
+				 errdetail("A trigger or rule of the table changed the insert of bootstrap_tenant.")));
+	domi_spi_finish_as(&spi);
+	table_close(rel, NoLock);
+}
+
+/* Insert the membership as the memberships table's owner (see insert_tenant). */
 static void
 insert_membership(Datum user_id, const pg_uuid_t *tenant)
 {
+	Oid			argtypes[2] = {state.user_is_text ? TEXTOID : state.user_base_type, UUIDOID};
 	Datum		values[2];
+	char	   *sql = psprintf("INSERT INTO %s (%s, %s) VALUES ($1, $2)",
+							   qualified_relation_name(state.memberships),
+							   quote_identifier(NameStr(state.user_column)),
+							   quote_identifier(NameStr(state.tenant_column)));
+	DomiOwnerSpi spi;
 	int			rc;
 
+	domi_spi_connect_as(relation_owner(state.memberships), &spi);
+	set_scope_tenant(tenant);
 	values[0] = user_id;
 	values[1] = UUIDPGetDatum(tenant);
-	rc = SPI_execute_plan(state.add_membership_plan, values, NULL, false, 0);
+	rc = SPI_execute_with_args(sql, 2, argtypes, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not insert the membership: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
-		report_skipped_insert(qualified_relation_name(state.memberships), SPI_processed);
+		report_skipped_insert(state.memberships, SPI_processed);
+	domi_spi_finish_as(&spi);
 }
 
 /*
@@ -1478,9 +1780,10 @@ insert_membership(Datum user_id, const pg_uuid_t *tenant)
  * Creates a tenant and the user's first membership, and returns the
  * tenant; a user who already has a membership gets that tenant back and
  * nothing is inserted.  Concurrent calls for one user wait for each other
- * (the advisory lock), and the one that waited looks again with a fresh
+ * (the bootstrap lock), and the one that waited looks again with a fresh
  * snapshot, which sees the other's committed membership even under
- * REPEATABLE READ: one tenant, however many calls.
+ * REPEATABLE READ: one tenant, however many calls.  The look runs no code
+ * of the tables' owners; the inserts run as those owners.
  */
 Datum
 domi_bootstrap_tenant(PG_FUNCTION_ARGS)
@@ -1492,7 +1795,6 @@ domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 	pg_uuid_t	id;
 
 	require_user_id(fcinfo);
-	user_id = PG_GETARG_DATUM(0);
 	tenant = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 
 	tenancy_begin(&call, true);
@@ -1504,15 +1806,21 @@ domi_bootstrap_tenant(PG_FUNCTION_ARGS)
 				 errhint("Call domi.configure_tenancy() with tenants => the table of tenants.")));
 	if (!state.tenants_id_unique)
 		report_tenants_id_not_unique(state.tenants, state.tenants_id_attnum);
+	if (state.tenants_id_generated != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("column %s of relation %s is a generated column",
+						state.tenants_id_column, qualified_relation_name(state.tenants)),
+				 errdetail("bootstrap_tenant sets the tenant to the new id before it inserts the tenant, so the id must come from a default.")));
+	user_id = user_id_argument(fcinfo);
 	if (tenant == NULL)
 		tenant = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	columns = tenant_columns(tenant);
 
 	lock_user_bootstrap(user_id);
-	if (!first_tenant(&call, user_id, LOOKUP_LATEST, &id))
+	if (!first_tenant(user_id, LOOKUP_LATEST, &id))
 	{
-		call_spi(&call);
-		insert_tenant(tenant_insert_sql(columns), tenant, &id);
+		insert_tenant(columns, tenant, &id);
 		insert_membership(user_id, &id);
 	}
 	tenancy_end(&call);

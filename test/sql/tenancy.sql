@@ -383,7 +383,7 @@ DROP TABLE app.tenants;
 ALTER TABLE app.organisations RENAME TO tenants;
 
 -- The schema renamed, and a new schema under the old name with a forged
--- table: the kept plans are built again from the OIDs, not re-parsed.
+-- table: the lookups are built again from the OIDs, not re-parsed.
 SET ROLE domi_tenancy_app;
 SELECT domi.user_tenant('trudy') IS NULL AS trudy_none;
 RESET ROLE;
@@ -401,7 +401,7 @@ DROP SCHEMA app CASCADE;
 ALTER SCHEMA app_moved RENAME TO app;
 
 -- With an index on (user, order, tenant) the lookups scan it directly;
--- without one, the kept plans answer.  The answers are the same, and an
+-- without one, the general scan answers.  The answers are the same, and an
 -- index whose order or rows differ from the query's is not used: one
 -- descending on the order column, one partial (it lacks alice's first
 -- membership).  (The primary key (user_id, tenant_id) does not fit either.)
@@ -454,7 +454,7 @@ SET ROLE domi_tenancy_app;
 SELECT domi.user_tenant('alice') AS alice_first;
 RESET ROLE;
 
--- Reconfiguring takes effect in the same session (the kept plans are
+-- Reconfiguring takes effect in the same session (the lookups are
 -- rebuilt): a second pair of tables whose tenants have no id default, so
 -- that bootstrap_tenant generates it; no order column (by tenant id only).
 SET domi.rls_guard = off;
@@ -472,7 +472,7 @@ RESET ROLE;
 SELECT o.title, o.org IS NOT NULL AS has_id FROM app.orgs o JOIN app.org_members m ON m.org_id = o.org
 WHERE m.account = 'zoe';
 
--- A partitioned memberships table (the kept plans answer; bootstrap_tenant
+-- A partitioned memberships table (the general scan answers; bootstrap_tenant
 -- inserts through the parent into a partition).
 SET domi.rls_guard = off;
 CREATE TABLE app.part_members (user_id text NOT NULL, tenant_id uuid NOT NULL,
@@ -529,14 +529,14 @@ RESET ROLE;
 -- tenant, which are no memberships, repeated memberships): the answers of
 -- all three lookups for every user, compared
 -- with those of queries that read the table without any index.  Without
--- the index (the kept plans answer), with it, inside a transaction that
+-- the index (the general scan answers), with it, inside a transaction that
 -- deletes and updates rows (HOT updates and others, user ids changed),
 -- after its rollback and after its commit, after a VACUUM (which makes
 -- pages all-visible if no other snapshot holds it back: then the
 -- index-only scan skips the heap; TAP 043 checks that case for sure), and
 -- with an
 -- inheritance child, whose rows the queries read and the index has not
--- (the kept plans answer then; their plan scans the parent's index too).
+-- (the general scan answers then, through the parent's index too).
 SET domi.rls_guard = off;
 CREATE TABLE app.rand_members (user_id varchar(10), tenant_id uuid, created_at date, pad int);
 RESET domi.rls_guard;

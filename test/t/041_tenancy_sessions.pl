@@ -28,7 +28,7 @@ $node->safe_psql('postgres', qq{
 	CREATE TABLE app.memberships (user_id text NOT NULL, tenant_id uuid NOT NULL REFERENCES app.tenants,
 		created_at timestamptz NOT NULL DEFAULT now());
 	CREATE INDEX ON app.memberships (user_id, created_at, tenant_id);
-	-- no index that fits the lookups: the kept plans answer for this one
+	-- no index that fits the lookups: the general scan answers for this one
 	CREATE TABLE app.memberships_v2 (user_id text NOT NULL, tenant_id uuid NOT NULL,
 		created_at timestamptz NOT NULL DEFAULT now());
 	CREATE TABLE app.invoices (id int, tenant_id uuid NOT NULL);
@@ -60,10 +60,10 @@ sub tenants_of
 
 sub waiting_on_bootstrap_lock
 {
-	# classid is domi's lock class ("domi" in ASCII), objsubid 2: the two-int form.
+	# classid is domi's lock class ("domi" in ASCII), objsubid 101: a tag no SQL function makes.
 	return $node->poll_query_until('postgres', q{
 		SELECT count(*) = 1 FROM pg_locks
-		WHERE locktype = 'advisory' AND NOT granted AND classid = 1685024105 AND objsubid = 2});
+		WHERE locktype = 'advisory' AND NOT granted AND classid = 1685024105 AND objsubid = 101});
 }
 
 # Session 1 bootstraps u1 and keeps its transaction open; session 2's call
@@ -98,7 +98,7 @@ $s1->query_safe('COMMIT');
 
 # REPEATABLE READ: session 2's snapshot predates session 1's commit, yet
 # its call sees the membership (a fresh snapshot after the lock) and
-# creates no second tenant.  Through the index, and through the kept plans.
+# creates no second tenant.  Through the index, and through the general scan.
 foreach my $memberships ('app.memberships', 'app.memberships_v2')
 {
 	$node->safe_psql('postgres', "SELECT domi.configure_tenancy('$memberships', tenants => 'app.tenants')");
