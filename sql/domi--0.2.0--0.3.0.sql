@@ -309,7 +309,8 @@ BEGIN
 					DETAIL = 'domi.rls_guard is "error".',
 					HINT = hint;
 		ELSE
-			RAISE WARNING '%', msg USING HINT = hint;
+			RAISE WARNING '%', msg
+				USING HINT = pg_catalog.format('SELECT domi.enable_tenant_rls(%L);', r.tbl::text);
 		END IF;
 	END LOOP;
 END;

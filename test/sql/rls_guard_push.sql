@@ -76,8 +76,8 @@ ALTER POLICY domi_tenant_isolation ON rg.conversations
   USING (title IS NOT NULL AND tenant_id = (SELECT domi.current_tenant()));
 SELECT domi.enable_tenant_rls('rg.conversations');
 
--- A session-wide override does not count, nor does one in PGOPTIONS-style
--- SET outside the transaction.
+-- A session-wide override (SET, ALTER ROLE ... SET, PGOPTIONS) does not
+-- count, in a transaction or outside one.
 SET domi.allow_drop = 'rg.conversations.domi_tenant_isolation';
 ALTER TABLE rg.conversations DISABLE ROW LEVEL SECURITY;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
@@ -175,10 +175,12 @@ SELECT domi.disable_tenant_rls('rg.tenants');
 SELECT count(*) AS tenants_registered FROM domi.isolated_tables WHERE tbl = 'rg.tenants'::regclass;
 
 -- DROP TABLE of an isolated table is allowed, and it leaves the registry.
+SELECT table_name FROM domi.isolated_tables WHERE schema_name = 'rg';
 DROP TABLE rg.conversations;
-SELECT count(*) AS rg_registered FROM domi._isolated_tables WHERE tbl::text LIKE 'rg.%';
+SELECT count(*) AS rg_registered FROM domi.isolated_tables WHERE schema_name = 'rg';
 RESET ROLE;
-SELECT count(*) AS rg_registered FROM domi._isolated_tables WHERE tbl::oid NOT IN (SELECT oid FROM pg_class);
+SELECT count(*) AS stale_registrations FROM domi._isolated_tables
+WHERE tbl::oid NOT IN (SELECT oid FROM pg_class);
 
 -- Only the table's owner may register or forget it.
 SET ROLE rg_app;
