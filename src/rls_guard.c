@@ -146,32 +146,61 @@ isolation_registry_open(DomiOwnerSpi *access)
 }
 
 /*
+ * Each registry statement is planned once per backend and kept: every DROP
+ * statement of every client comes through sql_drop, so it must stay cheap.
+ * The plan cache re-plans a kept plan when the registry is dropped and
+ * created again (DROP and CREATE EXTENSION).
+ */
+#define MAX_ISOLATION_PLANS 8
+
+typedef struct IsolationPlan
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+} IsolationPlan;
+
+static IsolationPlan isolation_plans[MAX_ISOLATION_PLANS];
+static int	isolation_plan_count = 0;
+
+static SPIPlanPtr
+isolation_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan;
+	int			i;
+
+	for (i = 0; i < isolation_plan_count; i++)
+	{
+		if (strcmp(isolation_plans[i].sql, sql) == 0)
+			return isolation_plans[i].plan;
+	}
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare tenant isolation registry query: %s",
+			 SPI_result_code_string(SPI_result));
+	if (isolation_plan_count == MAX_ISOLATION_PLANS)
+		return plan;			/* not kept: freed with the SPI context */
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep tenant isolation registry query");
+	isolation_plans[isolation_plan_count].sql = sql;
+	isolation_plans[isolation_plan_count].plan = plan;
+	isolation_plan_count++;
+	return plan;
+}
+
+/*
  * The latest snapshot, not the transaction's: under REPEATABLE READ a
- * registration committed after the transaction began must still count.
+ * registration committed after the transaction began must still count, as
+ * PostgreSQL's own catalog checks see the latest state.
  */
 static void
 isolation_execute(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 {
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	int			ret = SPI_execute_snapshot(isolation_plan(sql, nargs, types), values, NULL,
+										   GetLatestSnapshot(), InvalidSnapshot,
+										   false, true, 0);
 
 	if (ret != expected)
 		elog(ERROR, "tenant isolation registry query failed: %s", SPI_result_code_string(ret));
-}
-
-static void
-isolation_execute_latest(const char *sql, int nargs, Oid *types, Datum *values, int expected)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
-	int			ret;
-
-	if (plan == NULL)
-		elog(ERROR, "could not prepare tenant isolation registry query: %s",
-			 SPI_result_code_string(SPI_result));
-	ret = SPI_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
-							   false, true, 0);
-	if (ret != expected)
-		elog(ERROR, "tenant isolation registry query failed: %s", SPI_result_code_string(ret));
-	SPI_freeplan(plan);
 }
 
 static char *
@@ -200,7 +229,7 @@ registered_tenant_column(Oid relid)
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 
-	isolation_execute_latest("SELECT tenant_column::text FROM domi._isolated_tables WHERE tbl = $1",
+	isolation_execute("SELECT tenant_column::text FROM domi._isolated_tables WHERE tbl = $1",
 							 1, types, values, SPI_OK_SELECT);
 	return SPI_processed > 0 ? spi_text(0, 1) : NULL;
 }
@@ -383,7 +412,7 @@ report_isolation_refusal(const IsolationHit *hit, List *others, CommandTag tag)
 			break;
 		case ISOLATION_RENAME_POLICY:
 			primary = "rename the tenant policy of table";
-			appendStringInfo(&detail, "%s would rename policy \"%s\": domi knows it by that name, and the next drizzle-kit push or domi.enable_tenant_rls() would not.",
+			appendStringInfo(&detail, "%s would rename policy \"%s\": domi finds the tenant policy of a table by that name.",
 							 command, ISOLATION_POLICY);
 			break;
 		case ISOLATION_WEAKEN_CHECK:
@@ -445,7 +474,23 @@ isolation_enforce(List *hits, CommandTag tag, Oid caller)
 			refused = lappend(refused, hit);
 	}
 	if (refused != NIL)
-		report_isolation_refusal(linitial(refused), list_delete_first(refused), tag);
+	{
+		const IsolationHit *first = linitial(refused);
+		List	   *others = NIL;
+		List	   *seen = list_make1_oid(first->relid);
+
+		/* The other tables, each once: one table can take several hits. */
+		foreach(lc, refused)
+		{
+			IsolationHit *hit = lfirst(lc);
+
+			if (list_member_oid(seen, hit->relid))
+				continue;
+			seen = lappend_oid(seen, hit->relid);
+			others = lappend(others, hit);
+		}
+		report_isolation_refusal(first, others, tag);
+	}
 
 	foreach(lc, hits)
 	{
@@ -515,7 +560,7 @@ altered_policy_action(Oid relid, const char *tenant_column, IsolationAction *act
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(tenant_column));
-	isolation_execute_latest("SELECT p.polroles = '{0}'::pg_catalog.oid[],"
+	isolation_execute("SELECT p.polroles = '{0}'::pg_catalog.oid[],"
 							 "       p.polqual IS NOT NULL AND a.attnum IS NOT NULL"
 							 "         AND domi._policy_compares_tenant(p.polqual, a.attnum),"
 							 "       p.polwithcheck IS NULL OR (a.attnum IS NOT NULL"
@@ -580,15 +625,21 @@ domi_isolation_ddl_end(PG_FUNCTION_ARGS)
 	{
 		AlterTableStmt *stmt = (AlterTableStmt *) tree;
 
+		bool		disable = false;
+		bool		no_force = false;
+
 		foreach(lc, stmt->cmds)
 		{
 			AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
 
-			if (cmd->subtype == AT_DisableRowSecurity)
-				actions = list_append_unique_int(actions, ISOLATION_DISABLE);
-			else if (cmd->subtype == AT_NoForceRowSecurity)
-				actions = list_append_unique_int(actions, ISOLATION_NO_FORCE);
+			disable |= cmd->subtype == AT_DisableRowSecurity;
+			no_force |= cmd->subtype == AT_NoForceRowSecurity;
 		}
+		/* The worse first: the refusal names it. */
+		if (disable)
+			actions = lappend_int(actions, ISOLATION_DISABLE);
+		if (no_force)
+			actions = lappend_int(actions, ISOLATION_NO_FORCE);
 		relation = stmt->relation;
 	}
 	else if (IsA(tree, AlterPolicyStmt))
@@ -662,7 +713,7 @@ domi_isolation_sql_drop(PG_FUNCTION_ARGS)
 
 	if (!isolation_registry_open(&access))
 		PG_RETURN_VOID();
-	isolation_execute_latest(dropped_isolation_sql, 0, NULL, NULL, SPI_OK_SELECT);
+	isolation_execute(dropped_isolation_sql, 0, NULL, NULL, SPI_OK_SELECT);
 	for (row = 0; row < SPI_processed; row++)
 	{
 		bool		isnull;
