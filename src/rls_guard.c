@@ -22,6 +22,9 @@
  *		check in USING or WITH CHECK, or applies it to some roles only (an
  *		ALTER POLICY that keeps it isolating, such as a new form of the same
  *		check, is allowed)
+ *	ALTER TABLE ... INHERIT, ALTER TABLE ... ATTACH PARTITION that puts it
+ *		under a parent that is not registered: a query on the parent applies
+ *		the parent's policies, so the rows would be readable through it
  *
  * drizzle-kit push runs exactly such statements for a table whose schema
  * does not declare domi's policy, and reports success; domi.rls_guard
@@ -96,7 +99,9 @@ typedef enum IsolationAction
 	ISOLATION_DROP_POLICY,		/* drops domi's policy */
 	ISOLATION_RENAME_POLICY,	/* renames it */
 	ISOLATION_WEAKEN_CHECK,		/* ALTER POLICY without the tenant check */
-	ISOLATION_NARROW_ROLES		/* ALTER POLICY ... TO some roles */
+	ISOLATION_NARROW_ROLES,		/* ALTER POLICY ... TO some roles */
+	ISOLATION_EXPOSE			/* INHERIT or ATTACH PARTITION under a parent
+								 * that is not isolated */
 } IsolationAction;
 
 typedef struct IsolationHit
@@ -106,6 +111,7 @@ typedef struct IsolationHit
 	char	   *schema;
 	char	   *table;
 	char	   *tenant_column;
+	Oid			parent;			/* ISOLATION_EXPOSE: the new parent */
 } IsolationHit;
 
 /* ---------------------------------------------------------------------
@@ -361,10 +367,16 @@ isolation_allow_value(const IsolationHit *hit)
 }
 
 /* "switched ... off" in the override notice */
-static const char *
-isolation_effect_done(IsolationAction action)
+static char *
+qualified_name(Oid relid)
 {
-	switch (action)
+	return psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+}
+
+static const char *
+isolation_effect_done(const IsolationHit *hit)
+{
+	switch (hit->action)
 	{
 		case ISOLATION_DISABLE:
 			return "row level security turned off";
@@ -378,6 +390,8 @@ isolation_effect_done(IsolationAction action)
 			return "tenant check of policy \"" ISOLATION_POLICY "\" changed";
 		case ISOLATION_NARROW_ROLES:
 			return "policy \"" ISOLATION_POLICY "\" applied to some roles only";
+		case ISOLATION_EXPOSE:
+			return psprintf("rows made readable through table \"%s\"", qualified_name(hit->parent));
 	}
 	return "isolation changed";	/* keep the compiler quiet */
 }
@@ -425,6 +439,11 @@ report_isolation_refusal(const IsolationHit *hit, List *others, CommandTag tag)
 			appendStringInfo(&detail, "%s would apply policy \"%s\" to some roles only: every other role would lose its tenant's rows, or see other tenants' rows through another policy.",
 							 command, ISOLATION_POLICY);
 			break;
+		case ISOLATION_EXPOSE:
+			primary = "put a table without tenant isolation over tenant table";
+			appendStringInfo(&detail, "%s would make table \"%s\" its parent, and its rows readable through that table: a query on a parent applies the parent's row level security and policies, not those of its partitions and children.",
+							 command, qualified_name(hit->parent));
+			break;
 	}
 	initStringInfo(&allow);
 	appendStringInfoString(&allow, isolation_allow_value(hit));
@@ -445,6 +464,16 @@ report_isolation_refusal(const IsolationHit *hit, List *others, CommandTag tag)
 	if (domi_allow_drop_set_but_not_locally())
 		appendStringInfoString(&detail, " domi.allow_drop is set, but not with SET LOCAL in this transaction: only that counts.");
 
+	if (hit->action == ISOLATION_EXPOSE)
+		ereport(ERROR,
+				(errcode(DOMI_ERRCODE_GUARD_REFUSAL),
+				 errmsg("cannot %s \"%s\", isolated by domi", primary, table),
+				 errdetail_internal("%s", detail.data),
+				 errhint("Isolate the parent first with SELECT domi.enable_tenant_rls(%s, %s), or SET LOCAL domi.allow_drop = %s first in the same transaction.",
+						 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(hit->parent)),
+																	   get_rel_name(hit->parent))),
+						 quote_literal_cstr(hit->tenant_column),
+						 quote_literal_cstr(allow.data))));
 	ereport(ERROR,
 			(errcode(DOMI_ERRCODE_GUARD_REFUSAL),
 			 errmsg("cannot %s \"%s\", isolated by domi", primary, table),
@@ -498,13 +527,13 @@ isolation_enforce(List *hits, CommandTag tag, Oid caller)
 
 		ereport(LOG_SERVER_ONLY,
 				(errmsg("tenant table \"%s.%s\": %s under domi.allow_drop",
-						hit->schema, hit->table, isolation_effect_done(hit->action)),
+						hit->schema, hit->table, isolation_effect_done(hit)),
 				 errdetail("Role \"%s\" ran %s with SET LOCAL domi.allow_drop naming %s.",
 						   GetUserNameFromId(caller, false), GetCommandTagName(tag),
 						   isolation_allow_value(hit))));
 		ereport(NOTICE,
 				(errmsg("tenant table \"%s.%s\": %s under domi.allow_drop",
-						hit->schema, hit->table, isolation_effect_done(hit->action))));
+						hit->schema, hit->table, isolation_effect_done(hit))));
 	}
 }
 
@@ -603,6 +632,38 @@ follow_column_rename(Oid relid, RenameStmt *stmt)
 					  3, types, values, SPI_OK_UPDATE);
 }
 
+/*
+ * A registered table that became a child or partition of a table that is not
+ * registered: its rows are now readable through the parent, whose row level
+ * security does not keep tenants apart.  pairs holds (child, parent)
+ * RangeVars; runs inside the registry connection.
+ */
+static List *
+exposed_tables(List *pairs)
+{
+	List	   *hits = NIL;
+	ListCell   *lc;
+
+	foreach(lc, pairs)
+	{
+		List	   *pair = lfirst(lc);
+		Oid			child = RangeVarGetRelid(linitial(pair), NoLock, true);
+		Oid			parent = RangeVarGetRelid(lsecond(pair), NoLock, true);
+		char	   *tenant_column;
+		IsolationHit *hit;
+
+		if (!OidIsValid(child) || !OidIsValid(parent))
+			continue;
+		tenant_column = registered_tenant_column(child);
+		if (tenant_column == NULL || registered_tenant_column(parent) != NULL)
+			continue;
+		hit = make_hit(ISOLATION_EXPOSE, child, tenant_column);
+		hit->parent = parent;
+		hits = lappend(hits, hit);
+	}
+	return hits;
+}
+
 Datum
 domi_isolation_ddl_end(PG_FUNCTION_ARGS)
 {
@@ -612,6 +673,7 @@ domi_isolation_ddl_end(PG_FUNCTION_ARGS)
 	RenameStmt *column_rename = NULL;
 	bool		alter_policy = false;
 	List	   *actions = NIL;
+	List	   *new_parents = NIL;
 	Oid			relid;
 	DomiOwnerSpi access;
 	char	   *tenant_column;
@@ -634,6 +696,14 @@ domi_isolation_ddl_end(PG_FUNCTION_ARGS)
 
 			disable |= cmd->subtype == AT_DisableRowSecurity;
 			no_force |= cmd->subtype == AT_NoForceRowSecurity;
+			/* (child, parent) pairs: the table INHERITs, or ATTACHes a partition */
+			if (cmd->subtype == AT_AddInherit && cmd->def != NULL && IsA(cmd->def, RangeVar))
+				new_parents = lappend(new_parents,
+									  list_make2(stmt->relation, cmd->def));
+			else if (cmd->subtype == AT_AttachPartition && cmd->def != NULL &&
+					 IsA(cmd->def, PartitionCmd))
+				new_parents = lappend(new_parents,
+									  list_make2(((PartitionCmd *) cmd->def)->name, stmt->relation));
 		}
 		/* The worse first: the refusal names it. */
 		if (disable)
@@ -659,7 +729,8 @@ domi_isolation_ddl_end(PG_FUNCTION_ARGS)
 			column_rename = stmt;
 		relation = stmt->relation;
 	}
-	if (relation == NULL || (actions == NIL && !alter_policy && column_rename == NULL))
+	if (relation == NULL ||
+		(actions == NIL && !alter_policy && column_rename == NULL && new_parents == NIL))
 		PG_RETURN_VOID();
 
 	/* The statement holds its lock: the name resolves as it did for it. */
@@ -677,8 +748,9 @@ domi_isolation_ddl_end(PG_FUNCTION_ARGS)
 			actions = lappend_int(actions, action);
 		foreach(lc, actions)
 			hits = lappend(hits, make_hit((IsolationAction) lfirst_int(lc), relid, tenant_column));
-		isolation_enforce(hits, trigdata->tag, access.saved_userid);
 	}
+	hits = list_concat(hits, exposed_tables(new_parents));
+	isolation_enforce(hits, trigdata->tag, access.saved_userid);
 	domi_spi_finish_as(&access);
 	PG_RETURN_VOID();
 }

@@ -65,6 +65,20 @@ ALTER POLICY domi_tenant_isolation ON rg.conversations WITH CHECK (true);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 ALTER POLICY domi_tenant_isolation ON rg.conversations TO rg_app;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- Under a parent that is not isolated, an isolated table's rows would be
+-- readable through the parent (its policies apply, not the child's).
+CREATE TABLE rg.all_conversations (id int, tenant_id uuid NOT NULL, title text);
+ALTER TABLE rg.conversations INHERIT rg.all_conversations;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+CREATE TABLE rg.conversations_by_title (id int, tenant_id uuid NOT NULL, title text)
+  PARTITION BY LIST (title);
+ALTER TABLE rg.conversations_by_title ATTACH PARTITION rg.conversations DEFAULT;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- Under an isolated parent it may.
+SELECT domi.enable_tenant_rls('rg.all_conversations');
+ALTER TABLE rg.conversations INHERIT rg.all_conversations;
+ALTER TABLE rg.conversations NO INHERIT rg.all_conversations;
+DROP TABLE rg.all_conversations, rg.conversations_by_title;
 -- Dropping the tenant column with CASCADE would take the policy along.
 RESET ROLE;
 ALTER TABLE rg.messages DROP COLUMN tenant_id CASCADE;
