@@ -236,7 +236,7 @@ registered_tenant_column(Oid relid)
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 
 	isolation_execute("SELECT tenant_column::text FROM domi._isolated_tables WHERE tbl = $1",
-							 1, types, values, SPI_OK_SELECT);
+						  1, types, values, SPI_OK_SELECT);
 	return SPI_processed > 0 ? spi_text(0, 1) : NULL;
 }
 
@@ -590,15 +590,15 @@ altered_policy_action(Oid relid, const char *tenant_column, IsolationAction *act
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = DirectFunctionCall1(namein, CStringGetDatum(tenant_column));
 	isolation_execute("SELECT p.polroles = '{0}'::pg_catalog.oid[],"
-							 "       p.polqual IS NOT NULL AND a.attnum IS NOT NULL"
-							 "         AND domi._policy_compares_tenant(p.polqual, a.attnum),"
-							 "       p.polwithcheck IS NULL OR (a.attnum IS NOT NULL"
-							 "         AND domi._policy_compares_tenant(p.polwithcheck, a.attnum))"
-							 "  FROM pg_catalog.pg_policy p"
-							 "  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = p.polrelid"
-							 "   AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped"
-							 " WHERE p.polrelid = $1 AND p.polname = '" ISOLATION_POLICY "'",
-							 2, types, values, SPI_OK_SELECT);
+						  "       p.polqual IS NOT NULL AND a.attnum IS NOT NULL"
+						  "         AND domi._policy_compares_tenant(p.polqual, a.attnum),"
+						  "       p.polwithcheck IS NULL OR (a.attnum IS NOT NULL"
+						  "         AND domi._policy_compares_tenant(p.polwithcheck, a.attnum))"
+						  "  FROM pg_catalog.pg_policy p"
+						  "  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = p.polrelid"
+						  "   AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped"
+						  " WHERE p.polrelid = $1 AND p.polname = '" ISOLATION_POLICY "'",
+						  2, types, values, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 	{
 		*action = ISOLATION_RENAME_POLICY;	/* cannot happen: ALTER keeps the name */
