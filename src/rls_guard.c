@@ -761,13 +761,22 @@ domi_isolation_ddl_end(PG_FUNCTION_ARGS)
  */
 
 /*
- * A dropped policy's address_names are schema, table and policy name.  Its
- * table is looked up by name: a table dropped by the same statement is gone
- * from pg_class by now, and its policy went with it, as it may.
+ * One statement, since every DROP of every client comes here: dropped tables
+ * leave the registry (DROP TABLE is always allowed), and the rows returned
+ * are the registered tables that lost domi's policy and still exist.  A
+ * dropped policy's address_names are schema, table and policy name; its
+ * table is looked up by name, because a table dropped by the same statement
+ * is gone from pg_class by now (its policy went with it, as it may).  The
+ * main query does not see the CTE's deletions, nor needs to: it joins only
+ * tables that still exist.
  */
 static const char *const dropped_isolation_sql =
-"SELECT DISTINCT r.tbl::oid, r.tenant_column::text, n.nspname, c.relname"
-"  FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+"WITH dropped AS (SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects()),"
+"     forgotten AS (DELETE FROM domi._isolated_tables r USING dropped d"
+"                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+"                      AND d.objsubid = 0 AND d.objid = r.tbl::pg_catalog.oid)"
+"SELECT DISTINCT r.tbl::pg_catalog.oid, r.tenant_column::text, n.nspname, c.relname"
+"  FROM dropped d"
 "  JOIN pg_catalog.pg_namespace n ON n.nspname = d.address_names[1]"
 "  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = d.address_names[2]"
 "  JOIN domi._isolated_tables r ON r.tbl = c.oid"
@@ -795,13 +804,6 @@ domi_isolation_sql_drop(PG_FUNCTION_ARGS)
 		hits = lappend(hits, make_hit(ISOLATION_DROP_POLICY, relid, spi_text(row, 2)));
 	}
 	isolation_enforce(hits, trigdata->tag, access.saved_userid);
-
-	/* Dropped tables leave the registry (DROP TABLE is always allowed). */
-	isolation_execute("DELETE FROM domi._isolated_tables r"
-					  " USING pg_catalog.pg_event_trigger_dropped_objects() d"
-					  " WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
-					  "   AND d.objsubid = 0 AND d.objid = r.tbl::pg_catalog.oid",
-					  0, NULL, NULL, SPI_OK_DELETE);
 	domi_spi_finish_as(&access);
 	PG_RETURN_VOID();
 }
