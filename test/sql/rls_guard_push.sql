@@ -3,6 +3,7 @@
 -- for a schema that does not declare domi's policy) are refused whatever
 -- domi.rls_guard says, unless SET LOCAL domi.allow_drop names
 -- schema.table.domi_tenant_isolation in the same transaction.
+\set SHOW_CONTEXT never
 CREATE ROLE rg_owner;
 CREATE ROLE rg_app;
 CREATE SCHEMA rg AUTHORIZATION rg_owner;
