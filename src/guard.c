@@ -89,6 +89,7 @@
 #include "utils/syscache.h"
 
 #include "domi.h"
+#include "guard.h"
 
 PG_FUNCTION_INFO_V1(domi_protect_column);
 PG_FUNCTION_INFO_V1(domi_unprotect_column);
@@ -102,7 +103,7 @@ PG_FUNCTION_INFO_V1(domi_guard_ddl_start);
 #define KEYRING_TABLE		"tenant_keys"
 
 /* One SQLSTATE for every refusal, so that migration tooling can catch one. */
-#define DOMI_ERRCODE_PROTECTED_COLUMN	ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST	/* 2BP01 */
+#define DOMI_ERRCODE_PROTECTED_COLUMN	DOMI_ERRCODE_GUARD_REFUSAL
 
 /*
  * Parsed domi.allow_drop, the GUC machinery's "extra": count entries of
@@ -364,6 +365,19 @@ allow_drop_names_path(const char *schema, const char *table_name, const char *co
 	return false;
 }
 
+/* For the other guards (guard.h). */
+bool
+domi_allow_drop_names(const char *schema, const char *table, const char *name)
+{
+	return allow_drop_names_path(schema, table, name);
+}
+
+bool
+domi_allow_drop_set_but_not_locally(void)
+{
+	return allow_drop_has_value() && !allow_drop_set_locally();
+}
+
 static bool
 allow_drop_names(const GuardHit *hit)
 {
@@ -378,8 +392,8 @@ domi_guard_init(void)
 	int			i;
 
 	DefineCustomStringVariable(ALLOW_DROP_SETTING,
-							   "Protected columns the current transaction may drop, rename, retype or rewrite.",
-							   "A comma-separated list of schema.table.column. Only SET LOCAL in the transaction that runs the DDL counts.",
+							   "Protected columns the current transaction may drop, rename, retype or rewrite, and tenant tables whose isolation it may switch off.",
+							   "A comma-separated list of schema.table.column (schema.table.domi_tenant_isolation for a tenant table). Only SET LOCAL in the transaction that runs the DDL counts.",
 							   &allow_drop_setting,
 							   "",
 							   PGC_USERSET,

@@ -288,7 +288,10 @@ SELECT * FROM domi.assert_isolation('open_items', 'domi_rls_app');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT count(*) AS open_items_after FROM open_items;
 SET ROLE domi_rls_owner;
+BEGIN;
+SET LOCAL domi.allow_drop = 'rls_test.invoices.domi_tenant_isolation';
 ALTER TABLE invoices NO FORCE ROW LEVEL SECURITY;
+COMMIT;
 RESET ROLE;
 SELECT * FROM domi.assert_isolation('invoices', 'domi_rls_owner');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
@@ -428,7 +431,8 @@ CREATE TABLE g_error AS SELECT 'aaaaaaaa-0000-0000-0000-000000000001'::uuid AS t
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 ALTER TABLE g_plain ADD COLUMN note text;               -- still unprotected: refused
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
--- Turning RLS off on a protected table is refused too.
+-- Turning RLS off on a table domi isolated is refused whatever the mode
+-- (test/sql/rls_guard_push.sql): 2BP01.
 ALTER TABLE invoices DISABLE ROW LEVEL SECURITY;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- domi's own functions work under "error".

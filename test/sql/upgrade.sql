@@ -22,6 +22,11 @@ SELECT polname, pg_get_expr(polqual, polrelid) AS using_expr
 FROM pg_policy WHERE polrelid = 'upgrade_notes'::regclass;
 SELECT domi.current_tenant() IS NULL AS no_tenant;
 
+-- 0.3.0 registers the tables isolated before it, and guards them.
+SELECT tbl, tenant_column FROM domi.isolated_tables;
+ALTER TABLE upgrade_notes DISABLE ROW LEVEL SECURITY;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
 -- Every object the update created belongs to the extension.
 SELECT count(*) AS loose_domi_functions
 FROM pg_proc p
