@@ -139,9 +139,9 @@ test('installable from npm pack: the package and its domi-lineage bin', () => {
 			assert.strictEqual(r.status, 0, `npm ${args.join(' ')}:\n${r.stdout}\n${r.stderr}`);
 			return r.stdout;
 		};
-		const tarball = npm(['pack', '--silent', '--pack-destination', dir], PKG).trim().split('\n').pop()!;
+		const tarball = npm(['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], PKG).trim().split('\n').pop()!;
 		fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', private: true }));
-		npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', path.join(dir, tarball)], dir);
+		npm(['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error', path.join(dir, tarball)], dir);
 		const api = spawnSync(process.execPath, ['-e',
 			`const d = require('@domi/drizzle'); console.log(['withTenant', 'enterTenant', 'bytea', 'encryptText', 'decryptText', 'domiTenantPolicy', 'lineageCheck'].map((k) => typeof d[k]).join(' '))`],
 		{ cwd: dir, encoding: 'utf8' });

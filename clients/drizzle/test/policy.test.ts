@@ -29,9 +29,9 @@ interface PolicyRow {
 	with_check: string;
 }
 
-async function policies(table: string, db = DB): Promise<PolicyRow[]> {
+async function policies(table: string, db = DB, schema = 'public'): Promise<PolicyRow[]> {
 	return sql<PolicyRow>(db, `SELECT policyname, permissive, roles::text, cmd, qual, with_check
-		FROM pg_policies WHERE schemaname = 'public' AND tablename = $1 ORDER BY policyname`, [table]);
+		FROM pg_policies WHERE schemaname = $2 AND tablename = $1 ORDER BY policyname`, [table, schema]);
 }
 
 async function forced(table: string, db = DB): Promise<{ relrowsecurity: boolean; relforcerowsecurity: boolean }> {
@@ -64,16 +64,18 @@ test.before(async () => {
 });
 
 test('the declared policy is the one a live domi.enable_tenant_rls() installs', async () => {
-	// Tables isolated by domi alone, with tenant columns plain, quoted and a keyword.
-	await sql(DB, `CREATE TABLE probe_plain (tenant_id uuid);
-		CREATE TABLE probe_quoted ("Tenant Key" uuid);
-		CREATE TABLE probe_keyword ("user" uuid);
-		SELECT domi.enable_tenant_rls('probe_plain');
-		SELECT domi.enable_tenant_rls('probe_quoted', 'Tenant Key');
-		SELECT domi.enable_tenant_rls('probe_keyword', 'user')`);
-	assert.deepStrictEqual(await policies('probe_plain'), [declared('tenant_id')]);
-	assert.deepStrictEqual(await policies('probe_quoted'), [declared('Tenant Key')]);
-	assert.deepStrictEqual(await policies('probe_keyword'), [declared('user')]);
+	// Tables isolated by domi alone, with tenant columns plain, quoted and a
+	// keyword (in a schema of their own, out of drizzle-kit's sight).
+	await sql(DB, `CREATE SCHEMA probe;
+		CREATE TABLE probe.plain (tenant_id uuid);
+		CREATE TABLE probe.quoted ("Tenant Key" uuid);
+		CREATE TABLE probe.keyword ("user" uuid);
+		SELECT domi.enable_tenant_rls('probe.plain');
+		SELECT domi.enable_tenant_rls('probe.quoted', 'Tenant Key');
+		SELECT domi.enable_tenant_rls('probe.keyword', 'user')`);
+	assert.deepStrictEqual(await policies('plain', DB, 'probe'), [declared('tenant_id')]);
+	assert.deepStrictEqual(await policies('quoted', DB, 'probe'), [declared('Tenant Key')]);
+	assert.deepStrictEqual(await policies('keyword', DB, 'probe'), [declared('user')]);
 	assert.strictEqual(declared('tenant_id').qual, tenantPolicyExpression('tenant_id'));
 	assert.strictEqual(DOMI_TENANT_POLICY_NAME, 'domi_tenant_isolation');
 });
