@@ -125,4 +125,6 @@ export function migrateApp(database: string, name: string): string {
 export const DOMI_MIGRATION = `SELECT domi.enable_tenant_rls('memberships');
 --> statement-breakpoint
 SELECT domi.enable_tenant_rls('invoices');
+--> statement-breakpoint
+SELECT domi.protect_column('invoices', 'notes');
 `;

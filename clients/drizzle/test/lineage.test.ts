@@ -154,3 +154,18 @@ test('installable from npm pack: the package and its domi-lineage bin', () => {
 		fs.rmSync(dir, { recursive: true, force: true });
 	}
 });
+
+// The Prisma folder of test/lineage (scripts/test passes its path): the
+// JavaScript client reads it as the C client does.
+test('--prisma: the same findings as the C client', (t) => {
+	const fixtures = process.env.DOMI_PRISMA_FIXTURES;
+	if (!fixtures || !fs.existsSync(fixtures)) {
+		t.skip('DOMI_PRISMA_FIXTURES is not set');
+		return;
+	}
+	const r = jsLineage(['--prisma', fixtures]);
+	assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+	assert.match(r.stdout, /^info: no_migrations_table: /m);
+	assert.match(r.stdout, /^domi-lineage: 0 errors, 0 warnings, \d+ info in /m);
+	sameAsC(r, ['--prisma', fixtures]);
+});

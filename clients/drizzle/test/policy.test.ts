@@ -11,7 +11,11 @@ import {
 	DOMI_TENANT_POLICY_NAME,
 } from '@domi/drizzle';
 import * as path from 'node:path';
-import { Client } from 'pg';
+import { Client, Pool } from 'pg';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { pushSchema } from 'drizzle-kit/api';
+import * as before from './schema/before';
+import * as after from './schema/after';
 import {
 	PKG, createDatabase, drizzleKit, migrateApp, readMigration, sql, sqlFiles, url, workDir, writeMigration,
 } from './helpers';
@@ -106,6 +110,9 @@ test('after migrate: exactly domi\'s policy, with FORCE from enable_tenant_rls',
 	const audit = await sql(DB, `SELECT check_name, object FROM domi.rls_audit(ARRAY['app_user'])
 		WHERE severity = 'error' AND object LIKE '%invoices%'`);
 	assert.deepStrictEqual(audit, []);
+	// and protect_column, run by the migrator in the same --custom migration
+	const protectedColumns = await sql(DB, 'SELECT table_name, column_name FROM domi.protected_columns');
+	assert.deepStrictEqual(protectedColumns, [{ table_name: 'invoices', column_name: 'notes' }]);
 });
 
 test('drizzle-kit generate finds nothing to do for the tables domi isolated', () => {
@@ -170,4 +177,25 @@ test('a table isolated before it declared the policy: push agrees, generate is r
 	} finally {
 		await client.end();
 	}
+});
+
+// The push hazard, with drizzle-kit's own push planner (drizzle-kit/api
+// pushSchema: the statements push would run, not run): a schema that does
+// not declare the policy makes push switch the table's isolation off; the
+// declaration makes it leave the table alone.
+test('push hazard: without domiTenantPolicy push would drop the policy and disable RLS; with it, nothing', async () => {
+	const pool = new Pool({ connectionString: url(ADOPT, 'migrator'), max: 1 });
+	try {
+		const db = drizzle(pool);
+		const without = await pushSchema(before, db);
+		assert.deepStrictEqual(without.statementsToExecute.map((s) => s.trim()).sort(), [
+			'ALTER TABLE "projects" DISABLE ROW LEVEL SECURITY;',
+			'DROP POLICY "domi_tenant_isolation" ON "projects" CASCADE;',
+		], without.statementsToExecute.join('\n'));
+		const declaredIt = await pushSchema(after, db);
+		assert.deepStrictEqual(declaredIt.statementsToExecute, []);
+	} finally {
+		await pool.end();
+	}
+	assert.deepStrictEqual(await forced('projects', ADOPT), { relrowsecurity: true, relforcerowsecurity: true }, 'nothing was applied');
 });
