@@ -131,6 +131,29 @@ test('could not check: exit 2 (no connection, no folder, no domi, bad arguments)
 	assert.strictEqual(jsLineage(['--help']).status, 0);
 });
 
+// The files as the C client (and drizzle-orm's migrator) read them: an
+// ill-formed UTF-8 sequence becomes U+FFFD, a FIFO named like a migration is
+// skipped rather than waited on, a NUL byte stops the check.
+test('odd files: read as the C client reads them', () => {
+	const copy = path.join('.test-build', 'work', 'lineage-odd');
+	fs.rmSync(path.join(PKG, copy), { recursive: true, force: true });
+	fs.cpSync(path.join(PKG, out), path.join(PKG, copy), { recursive: true });
+	fs.writeFileSync(path.join(PKG, copy, '0009_latin1.sql'), Buffer.from('SELECT 1; -- caf\xe9 \xff\xfe\n', 'latin1'));
+	assert.strictEqual(spawnSync('mkfifo', [path.join(PKG, copy, '0010_fifo.sql')]).status, 0);
+	let r = jsLineage([copy]);
+	assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+	assert.match(r.stdout, /^error: migration_not_in_journal: .*0009_latin1/m);
+	assert.doesNotMatch(r.stdout, /0010_fifo/);
+	sameAsC(r, [copy]);
+	fs.writeFileSync(path.join(PKG, copy, '0011_nul.sql'), Buffer.from('SELECT 1;\0\n'));
+	r = jsLineage([copy]);
+	assert.strictEqual(r.status, 2);
+	assert.match(r.stderr, /0011_nul\.sql" contains a NUL byte/);
+	const c = cLineage([copy]);
+	if (c !== null) assert.deepStrictEqual([r.status, r.stderr], [c.status, c.stderr]);
+	fs.rmSync(path.join(PKG, copy), { recursive: true, force: true });
+});
+
 test('installable from npm pack: the package and its domi-lineage bin', () => {
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'domi-pack-'));
 	try {
