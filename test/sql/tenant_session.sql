@@ -113,6 +113,16 @@ ALTER ROLE domi_session_user SET domi.allow_session_tenant = on;
 SELECT array_to_string(setconfig, ',') AS role_settings FROM pg_db_role_setting
 	WHERE setrole = 'domi_session_user'::regrole;
 ALTER ROLE domi_session_user RESET ALL;
+-- Or let a role choose, with GRANT SET ON PARAMETER.
+GRANT SET ON PARAMETER domi.allow_session_tenant TO domi_session_user;
+SET ROLE domi_session_user;
+SET domi.allow_session_tenant = on;
+SET domi.tenant_id = '77777777-7777-7777-7777-777777777777';
+SELECT domi.current_tenant() AS granted_role_session_tenant;
+RESET domi.tenant_id;
+RESET domi.allow_session_tenant;
+RESET ROLE;
+REVOKE SET ON PARAMETER domi.allow_session_tenant FROM domi_session_user;
 
 -- With the setting on, a session-wide tenant is the caller's choice and
 -- lasts until RESET; set_tenant() still scopes a transaction's tenant.
