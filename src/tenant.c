@@ -226,9 +226,10 @@ domi_find_guc(const char *name)
  * In a parallel worker the leader's settings arrive as session values with
  * their source, and the stack states are gone.  A value with source
  * PGC_S_SESSION came from SET LOCAL, set_tenant(), a function's SET clause or
- * a plain SET; tenant_session.c refuses to start a parallel query in a leader
- * whose session value with that source does not count, so the worker may
- * treat it as scoped.  Values from any other source (PGOPTIONS, ALTER ROLE
+ * a plain SET.  A leader in which such a value does not count starts no
+ * workers (tenant_session.c: an error for a SET of this transaction, a plan
+ * run without workers for an older session value), so a worker may treat
+ * it as scoped.  Values from any other source (PGOPTIONS, ALTER ROLE
  * or DATABASE SET, postgresql.conf) are session values in the worker too.
  */
 DomiTenantOrigin
