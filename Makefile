@@ -13,6 +13,7 @@ MODULE_big = domi
 OBJS = \
 	src/domi.o \
 	src/tenant.o \
+	src/tenant_session.o \
 	src/crypto.o \
 	src/random.o \
 	src/rls.o \

@@ -34,7 +34,15 @@ SELECT domi.require_tenant();
 \set ON_ERROR_STOP 1
 \echo
 \echo 'The setting refuses anything that is not a uuid, at SET time:'
+BEGIN;
 \set ON_ERROR_STOP 0
-SET domi.tenant_id = 'acme';
+SET LOCAL domi.tenant_id = 'acme';
+\set ON_ERROR_STOP 1
+ROLLBACK;
+\echo
+\echo 'A tenant for the whole session is refused: behind a transaction pooler'
+\echo '(PgBouncer in transaction mode) it would outlive the client that set it:'
+\set ON_ERROR_STOP 0
+SET domi.tenant_id = '11111111-1111-1111-1111-111111111111';
 \set ON_ERROR_STOP 1
 \echo

@@ -27,6 +27,7 @@ APT_PACKAGES=(
 	nodejs
 	npm
 	jq
+	pgbouncer
 )
 
 say() { printf '\n==> %s\n' "$*" >&2; }
@@ -131,5 +132,60 @@ new_root_key_file() {
 cluster_stop() {
 	if [ -n "${CLUSTER_DATA:-}" ] && [ -f "$CLUSTER_DATA/postmaster.pid" ]; then
 		as_run_user "$PGBIN/pg_ctl" -D "$CLUSTER_DATA" -m fast -w stop >/dev/null || true
+	fi
+}
+
+# pooler_start: PgBouncer in transaction pooling mode in front of the
+# running cluster (cluster_start first), as the unprivileged user, with its
+# own ini file in $BUILD/pgbouncer, auth_type trust and a userlist of the
+# roles given.  Listens on 127.0.0.1:$POOLER_PORT (DOMI_POOLER_PORT, default
+# the cluster's port + 100) and exports POOLER_PORT.  Server connections are
+# opened to the cluster's socket.  Stopped by pooler_stop.
+#   pooler_start ROLE... [-- extra [pgbouncer] lines]
+pooler_start() {
+	local dir=$BUILD/pgbouncer roles=() extra=() role line
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do roles+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	extra=("$@")
+	POOLER_DIR=$dir
+	POOLER_PORT=${DOMI_POOLER_PORT:-$((PGPORT_DOMI + 100))}
+	as_run_user mkdir -p "$dir"
+	as_run_user rm -f "$dir/pgbouncer.log"
+	for role in "${roles[@]}"; do printf '"%s" ""\n' "$role"; done | as_run_user tee "$dir/userlist.txt" >/dev/null
+	{
+		echo "[databases]"
+		echo "pooled = host=$CLUSTER_SOCK port=$PGPORT_DOMI dbname=postgres"
+		echo "[pgbouncer]"
+		echo "listen_addr = 127.0.0.1"
+		echo "listen_port = $POOLER_PORT"
+		echo "unix_socket_dir ="
+		echo "auth_type = trust"
+		echo "auth_file = $dir/userlist.txt"
+		echo "pool_mode = transaction"
+		echo "max_client_conn = 200"
+		echo "default_pool_size = 8"
+		echo "logfile = $dir/pgbouncer.log"
+		echo "pidfile = $dir/pgbouncer.pid"
+		echo "ignore_startup_parameters = extra_float_digits"
+		for line in "${extra[@]}"; do echo "$line"; done
+	} | as_run_user tee "$dir/pgbouncer.ini" >/dev/null
+	as_run_user "$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" -d "$dir/pgbouncer.ini"
+	# Wait until it accepts connections.
+	local i
+	for i in $(seq 1 50); do
+		as_run_user "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$POOLER_PORT" -U "${roles[0]}" -d pooled \
+			-c 'SELECT 1' >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+	export POOLER_PORT
+}
+
+pooler_stop() {
+	local pid
+	if [ -n "${POOLER_DIR:-}" ] && [ -f "$POOLER_DIR/pgbouncer.pid" ]; then
+		pid=$(cat "$POOLER_DIR/pgbouncer.pid")
+		as_run_user kill "$pid" 2>/dev/null || true
+		while as_run_user kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+		as_run_user rm -f "$POOLER_DIR/pgbouncer.pid"
 	fi
 }

@@ -23,6 +23,7 @@ void
 _PG_init(void)
 {
 	domi_tenant_init();
+	domi_tenant_session_init();
 	domi_crypto_init();
 	domi_rls_init();
 	domi_keyring_init();

@@ -22,6 +22,33 @@ extern const struct pg_uuid_t *domi_required_tenant(void);
 extern void domi_set_local_tenant(const struct pg_uuid_t *tenant);
 extern void domi_require_transaction_block(void);
 
+/*
+ * How the tenant value now in force was set.  Only a scoped value counts,
+ * unless a superuser allows session-wide tenants (domi.allow_session_tenant).
+ */
+typedef enum DomiTenantOrigin
+{
+	DOMI_TENANT_UNSET,			/* no tenant (empty) */
+	DOMI_TENANT_SCOPED,			/* SET LOCAL, set_tenant(), a function's SET
+								 * clause: ends with the transaction or call */
+	DOMI_TENANT_SET_IN_XACT,	/* plain SET or set_config(..., false) in
+								 * this transaction */
+	DOMI_TENANT_SESSION_SET,	/* a plain SET of an earlier transaction */
+	DOMI_TENANT_SESSION_CONFIG	/* PGOPTIONS, ALTER ROLE/DATABASE/SYSTEM SET */
+} DomiTenantOrigin;
+
+extern DomiTenantOrigin domi_tenant_origin(void);
+
+struct config_generic;
+extern struct config_generic *domi_find_guc(const char *name);
+
+/*
+ * tenant_session.c: domi.allow_session_tenant, and the hooks that refuse a
+ * session-wide tenant where one is being made
+ */
+extern void domi_tenant_session_init(void);
+extern bool domi_session_tenant_allowed(void);
+
 /* crypto.c: libsodium and the random generator (internal API in crypto.h) */
 extern void domi_crypto_init(void);
 

@@ -11,15 +11,32 @@
  * parsed uuid to the assign hook as "extra"; reading the tenant is then a
  * 16-byte copy.  RLS policies call domi.current_tenant(), so that read must
  * cost no parsing.
+ *
+ * Behind a transaction pooler (PgBouncer in transaction mode) a server
+ * connection serves one client per transaction, so a tenant set for the whole
+ * session would outlive the client that set it and apply to the next
+ * client's transactions.  So a value counts only when it is scoped: set in
+ * this transaction with SET LOCAL, set_config(..., true) or set_tenant(), or
+ * by a function's SET clause for the duration of the call; unless a superuser
+ * allows session-wide tenants (domi.allow_session_tenant).  The GUC machinery
+ * does not tell check or assign hooks whether a value is SET or SET LOCAL,
+ * so we read the setting's GUC stack when the tenant is read: its top entry
+ * says how the value now in force was set in this transaction, and no entry
+ * means the value is a session value (an earlier SET, ALTER ROLE/DATABASE
+ * SET, PGOPTIONS, postgresql.conf).  A session value that is not allowed is
+ * not used: current_tenant() returns NULL, fail closed.  tenant_session.c
+ * refuses such values with an error where it can see them being made.
  */
 #include "postgres.h"
 
 #include <ctype.h>
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/uuid.h"
 
 #include "domi.h"
@@ -44,6 +61,12 @@ static char *tenant_id_setting = NULL;
 static const TenantContext *current_context = NULL;
 
 static const TenantContext no_tenant = {false, {{0}}};
+
+/*
+ * The setting's own GUC record, to read its stack and source.  Without it
+ * no value counts unless session-wide tenants are allowed: fail closed.
+ */
+static struct config_generic *tenant_guc = NULL;
 
 static inline int
 hex_digit_value(char c)
@@ -178,6 +201,83 @@ domi_tenant_init(void)
 							   check_tenant_id,
 							   assign_tenant_id,
 							   NULL);
+	tenant_guc = domi_find_guc(TENANT_SETTING);
+}
+
+/* The GUC record of one of our settings, or NULL. */
+struct config_generic *
+domi_find_guc(const char *name)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			nvars = GetNumConfigOptions();
+	int			i;
+
+	for (i = 0; i < nvars; i++)
+	{
+		if (strcmp(vars[i]->name, name) == 0)
+			return vars[i];
+	}
+	return NULL;
+}
+
+/*
+ * How the tenant value now in force was set; see the file header.
+ *
+ * In a parallel worker the leader's settings arrive as session values with
+ * their source, and the stack states are gone.  A value with source
+ * PGC_S_SESSION came from SET LOCAL, set_tenant(), a function's SET clause or
+ * a plain SET.  A leader in which such a value does not count starts no
+ * workers (tenant_session.c: an error for a SET of this transaction, a plan
+ * run without workers for an older session value), so a worker may treat
+ * it as scoped.  Values from any other source (PGOPTIONS, ALTER ROLE
+ * or DATABASE SET, postgresql.conf) are session values in the worker too.
+ */
+DomiTenantOrigin
+domi_tenant_origin(void)
+{
+	GucStack   *top;
+
+	if (!current_context->is_set)
+		return DOMI_TENANT_UNSET;
+	if (tenant_guc == NULL)
+		return DOMI_TENANT_SESSION_CONFIG;
+
+	top = tenant_guc->stack;
+	if (top != NULL)
+	{
+		switch (top->state)
+		{
+			case GUC_LOCAL:
+			case GUC_SET_LOCAL:
+			case GUC_SAVE:
+				return DOMI_TENANT_SCOPED;
+			case GUC_SET:
+				/* RESET puts back the connection's value, with its source */
+				if (tenant_guc->source == PGC_S_SESSION)
+					return DOMI_TENANT_SET_IN_XACT;
+				return DOMI_TENANT_SESSION_CONFIG;
+		}
+	}
+	if (tenant_guc->source != PGC_S_SESSION)
+		return DOMI_TENANT_SESSION_CONFIG;
+	if (IsParallelWorker())
+		return DOMI_TENANT_SCOPED;
+	return DOMI_TENANT_SESSION_SET;
+}
+
+/*
+ * The tenant context that counts: the value in force if it is scoped to the
+ * transaction (or session-wide tenants are allowed), else none.  The RLS
+ * policy calls this for every row, so the common cases return early.
+ */
+static inline const TenantContext *
+tenant_in_force(void)
+{
+	if (!current_context->is_set || domi_session_tenant_allowed())
+		return current_context;
+	if (domi_tenant_origin() == DOMI_TENANT_SCOPED)
+		return current_context;
+	return &no_tenant;
 }
 
 static Datum
@@ -203,7 +303,7 @@ domi_require_transaction_block(void)
 				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
 				 errmsg("cannot set a transaction-local tenant outside a transaction block"),
 				 errdetail("The tenant is set for the current transaction only, and this statement is a transaction of its own: the tenant would be gone before the next statement."),
-				 errhint("Call it inside BEGIN ... COMMIT, or use SET domi.tenant_id for a session-wide tenant.")));
+				 errhint("Call it inside BEGIN ... COMMIT.")));
 }
 
 /*
@@ -253,9 +353,11 @@ domi_set_tenant(PG_FUNCTION_ARGS)
 Datum
 domi_current_tenant(PG_FUNCTION_ARGS)
 {
-	if (!current_context->is_set)
+	const TenantContext *context = tenant_in_force();
+
+	if (!context->is_set)
 		PG_RETURN_NULL();
-	PG_RETURN_DATUM(uuid_datum_copy(&current_context->tenant));
+	PG_RETURN_DATUM(uuid_datum_copy(&context->tenant));
 }
 
 /*
@@ -276,10 +378,18 @@ domi_require_tenant(PG_FUNCTION_ARGS)
 const pg_uuid_t *
 domi_required_tenant(void)
 {
-	if (!current_context->is_set)
+	const TenantContext *context = tenant_in_force();
+
+	if (!context->is_set && current_context->is_set)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no tenant is set for this transaction"),
+				 errdetail("A session-wide domi.tenant_id is ignored while domi.allow_session_tenant is off."),
+				 errhint("Use SET LOCAL domi.tenant_id or domi.set_tenant() inside a transaction.")));
+	if (!context->is_set)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no tenant is set"),
 				 errhint("Call domi.set_tenant() inside the transaction, or SET LOCAL domi.tenant_id.")));
-	return &current_context->tenant;
+	return &context->tenant;
 }

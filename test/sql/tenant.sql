@@ -119,7 +119,10 @@ SET LOCAL domi.tenant_id = '';
 SELECT domi.current_tenant() IS NULL AS empty_means_none;
 COMMIT;
 
--- A session-wide SET is the caller's explicit choice and lasts until RESET.
+-- A session-wide SET is refused by default (test/sql/tenant_session.sql);
+-- with domi.allow_session_tenant on it is the caller's explicit choice and
+-- lasts until RESET.
+SET domi.allow_session_tenant = on;
 SET domi.tenant_id = '77777777-7777-7777-7777-777777777777';
 SELECT domi.current_tenant() AS session_tenant;
 BEGIN;
@@ -128,6 +131,7 @@ COMMIT;
 SELECT domi.current_tenant() AS session_tenant_again;
 RESET domi.tenant_id;
 SELECT domi.current_tenant() IS NULL AS none_after_reset;
+RESET domi.allow_session_tenant;
 
 -- Typos in the domi prefix are refused rather than silently accepted.
 SET domi.tenantid = 'x';
@@ -159,7 +163,10 @@ BEGIN;
 SELECT domi.set_tenant('99999999-9999-9999-9999-999999999999');
 SELECT domi.require_tenant();
 COMMIT;
-SET domi.tenant_id = '99999999-9999-9999-9999-999999999999';
+BEGIN;
+SET LOCAL domi.tenant_id = '99999999-9999-9999-9999-999999999999';
+SELECT domi.require_tenant() AS via_set_local;
+COMMIT;
 RESET domi.tenant_id;
 RESET ROLE;
 DROP ROLE domi_tenant_plain_user;
