@@ -20,6 +20,8 @@ OBJS = \
 	src/rootkey.o \
 	src/keyring.o \
 	src/rekey.o \
+	src/retire.o \
+	src/firstkey.o \
 	src/tenancy.o \
 	src/guard.o
 
