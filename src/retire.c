@@ -176,7 +176,8 @@ checked_table(FunctionCallInfo fcinfo)
 }
 
 static void
-check_column_type(Oid relid, const char *column, Oid type, const char *type_name)
+check_column_type(Oid relid, const char *column, Oid type, const char *type_name,
+				  const char *hint)
 {
 	AttrNumber	attnum = get_attnum(relid, column);
 
@@ -184,12 +185,14 @@ check_column_type(Oid relid, const char *column, Oid type, const char *type_name
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						column, get_rel_name(relid))));
+						column, get_rel_name(relid)),
+				 hint ? errhint("%s", hint) : 0));
 	if (getBaseType(get_atttype(relid, attnum)) != type)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" of relation \"%s\" is not of type %s",
-						column, get_rel_name(relid), type_name)));
+						column, get_rel_name(relid), type_name),
+				 hint ? errhint("%s", hint) : 0));
 }
 
 /*
@@ -211,8 +214,8 @@ domi_register_encrypted_column(PG_FUNCTION_ARGS)
 				(errcode(DOMI_ERRCODE_NULL_ARGUMENT),
 				 errmsg("tenant column must not be null")));
 	tenant_col = PG_GETARG_NAME(2);
-	check_column_type(relid, NameStr(*col), BYTEAOID, "bytea");
-	check_column_type(relid, NameStr(*tenant_col), UUIDOID, "uuid");
+	check_column_type(relid, NameStr(*col), BYTEAOID, "bytea", NULL);
+	check_column_type(relid, NameStr(*tenant_col), UUIDOID, "uuid", NULL);
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = NameGetDatum(col);
 	values[2] = NameGetDatum(tenant_col);
@@ -311,9 +314,12 @@ column_holds_version(const RegisteredColumn *c, const pg_uuid_t *tenant,
 	Datum		values[1] = {UUIDPGetDatum(tenant)};
 	int			nestlevel;
 	bool		found = false;
+	char	   *hint;
 
-	check_column_type(c->relid, c->col, BYTEAOID, "bytea");
-	check_column_type(c->relid, c->tenant_col, UUIDOID, "uuid");
+	hint = psprintf("The column is registered for the checks of retirements; if it no longer holds encrypted values, call domi.unregister_encrypted_column('%s', '%s').",
+					table, c->col);
+	check_column_type(c->relid, c->col, BYTEAOID, "bytea", hint);
+	check_column_type(c->relid, c->tenant_col, UUIDOID, "uuid", hint);
 	if (check_enable_rls(c->relid, InvalidOid, true) == RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
