@@ -136,15 +136,25 @@ $node->safe_psql('postgres', qq{
 	FROM generate_series(1, 200) g;
 	SELECT domi.rotate_tenant_key('$tenants[0]');
 });
+# The re-key first waits for the transactions open when it starts (those
+# may commit values sealed before the rotation); an older one holds it
+# there while the row is locked by a transaction that starts after it.
+my $older = $node->background_psql('postgres');
+$older->query_safe('BEGIN');
+$older->query_safe('SELECT 1');
+my ($hot_out, $hot_err) = ('', '');
+my $hot_call = q{CALL domi.rekey('hot', 'body', batch_size => 1000)};
+my $hot_waits = "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = '" . ($hot_call =~ s/'/''/gr) . "' AND wait_event = ";
+my $hot = IPC::Run::start([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $hot_call ],
+	'>', \$hot_out, '2>', \$hot_err);
+$node->poll_query_until('postgres', $hot_waits . "'virtualxid'")
+  or die 'the re-key did not wait for the older transaction';
 my $holder = $node->background_psql('postgres');
 $holder->query_safe('BEGIN');
 $holder->query_safe('UPDATE hot SET seen = 1 WHERE id = 5');
-my ($hot_out, $hot_err) = ('', '');
-my $hot_call = q{CALL domi.rekey('hot', 'body', batch_size => 1000)};
-my $hot = IPC::Run::start([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $hot_call ],
-	'>', \$hot_out, '2>', \$hot_err);
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = '" . ($hot_call =~ s/'/''/gr) . "' AND wait_event_type = 'Lock'")
+$older->query_safe('COMMIT');
+$older->quit;
+$node->poll_query_until('postgres', $hot_waits . "'transactionid'")
   or die 'the re-key did not wait for the row lock';
 $holder->query_safe('COMMIT');
 $holder->quit;
