@@ -21,6 +21,8 @@ OBJS = \
 	src/rootkey.o \
 	src/keyring.o \
 	src/rekey.o \
+	src/retire.o \
+	src/firstkey.o \
 	src/tenancy.o \
 	src/guard.o \
 	src/rls_guard.o

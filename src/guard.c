@@ -1376,6 +1376,46 @@ live_tenant_keys(void)
 	return DatumGetInt64(spi_datum(0, 1));
 }
 
+/*
+ * Before the keyring's refusal tells how many keys are live: a caller who
+ * may not drop what the statement names gets PostgreSQL's own permission
+ * error, and learns nothing of the keyring (the checks DROP itself makes
+ * later, made first).
+ */
+static void
+check_may_drop(Node *parsetree, List *owned_by, Oid caller)
+{
+	ListCell   *lc;
+
+	if (parsetree != NULL && IsA(parsetree, DropStmt))
+	{
+		DropStmt   *stmt = (DropStmt *) parsetree;
+
+		foreach(lc, stmt->objects)
+		{
+			const char *name;
+			Oid			oid;
+
+			if (!IsA(lfirst(lc), String))
+				continue;
+			name = strVal(lfirst(lc));
+			if (stmt->removeType == OBJECT_EXTENSION &&
+				OidIsValid(oid = get_extension_oid(name, true)) &&
+				!pg_extension_ownercheck(oid, caller))
+				aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_EXTENSION, name);
+			if (stmt->removeType == OBJECT_SCHEMA &&
+				OidIsValid(oid = get_namespace_oid(name, true)) &&
+				!pg_namespace_ownercheck(oid, caller))
+				aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_SCHEMA, name);
+		}
+	}
+	foreach(lc, owned_by)
+		if (OidIsValid(lfirst_oid(lc)) && !has_privs_of_role(caller, lfirst_oid(lc)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to drop objects")));
+}
+
 static void
 refuse_keyring_drop(int64 keys, CommandTag tag)
 {
@@ -1424,7 +1464,10 @@ domi_guard_ddl_start(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	if (drops_the_guard(trigdata->parsetree, owned_by))
 	{
-		int64		keys = live_tenant_keys();
+		int64		keys;
+
+		check_may_drop(trigdata->parsetree, owned_by, access.saved_userid);
+		keys = live_tenant_keys();
 
 		if (keys > 0 && !allow_drop_names_path(REGISTRY_SCHEMA, KEYRING_TABLE, ""))
 			refuse_keyring_drop(keys, trigdata->tag);

@@ -629,6 +629,9 @@ begin_adding_version(OwnerSpi *spi, const pg_uuid_t *tenant)
 	summary = tenant_summary(tenant);
 	if (summary.destroyed)
 		report_destroyed(tenant);
+	/* A tenant's first key: only for a tenant that exists, by a role allowed to. */
+	if (summary.max_version == 0)
+		domi_check_first_key(tenant, spi->as_owner.saved_userid);
 	return summary;
 }
 
@@ -764,11 +767,20 @@ domi_keyring_open(const char *box, Size boxlen, const pg_uuid_t *tenant,
 	if (kr->destroyed)
 		report_destroyed(tenant);
 	if (!kr->has_rows)
+	{
+		/*
+		 * A box carries neither tenant nor version (nonce || MAC ||
+		 * ciphertext), so which tenant it belongs to cannot be told; most
+		 * often it is another tenant's value, read under the wrong tenant.
+		 */
+		char	   *name = domi_uuid_text(tenant);
+
 		ereport(ERROR,
 				(errcode(DOMI_ERRCODE_UNKNOWN_KEY),
-				 errmsg("tenant %s has no key", domi_uuid_text(tenant)),
-				 errdetail("Nothing was ever encrypted for this tenant through the keyring."),
-				 errhint("domi.encrypt() makes a tenant's first key; domi.import_tenant_key() adds an existing one.")));
+				 errmsg("encrypted value is not under any key of tenant %s (it may belong to another tenant)", name),
+				 errdetail("Tenant %s has no key: nothing was ever encrypted for it through the keyring.", name),
+				 errhint("Check which tenant is set (domi.current_tenant()) or named: a value opens only under the keys of the tenant it was encrypted for.")));
+	}
 	if (boxlen < DOMI_BOX_OVERHEAD)
 	{
 		/* domi_open reports a short box before it looks at the key. */
@@ -880,10 +892,96 @@ domi_rotate_tenant_key(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The key row of a retirement, read as the table's owner (with the tenant's
+ * lock and a row lock when lock): its state, whether this transaction
+ * demoted it (rotated away from it), and its wrapped key.
+ */
+static KeyState
+read_retiring_row(const pg_uuid_t *tenant, int32 version, bool lock, KeyRow *row,
+				  bool *demoted_here)
+{
+	OwnerSpi	spi;
+	Oid			types[2] = {UUIDOID, INT4OID};
+	Datum		values[2] = {UUIDPGetDatum(tenant), Int32GetDatum(version)};
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	char	   *xmin;
+
+	owner_spi_connect(&spi);
+	if (lock)
+		lock_tenant_keys(tenant);
+	owner_spi_run(lock ?
+				  "SELECT state, wrapped, root_fingerprint, xmin::text FROM domi.tenant_keys"
+				  " WHERE tenant = $1 AND version = $2 FOR UPDATE" :
+				  "SELECT state, wrapped, root_fingerprint, xmin::text FROM domi.tenant_keys"
+				  " WHERE tenant = $1 AND version = $2",
+				  2, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(DOMI_ERRCODE_UNKNOWN_KEY),
+				 errmsg("tenant %s has no key version %d", domi_uuid_text(tenant), version)));
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	row->version = version;
+	row->state = parse_key_state(SPI_getvalue(tuple, desc, 1));
+	row->wrapped = copy_bytea_column(tuple, desc, 2, spi.caller_context);
+	row->fingerprint = copy_bytea_column(tuple, desc, 3, spi.caller_context);
+	xmin = SPI_getvalue(tuple, desc, 4);
+	*demoted_here = TransactionIdIsCurrentTransactionId((TransactionId) strtoul(xmin, NULL, 10));
+	owner_spi_finish(&spi);
+	if (row->state == KEY_ACTIVE)
+		ereport(ERROR,
+				(errcode(DOMI_ERRCODE_KEYRING_STATE),
+				 errmsg("cannot retire the active key version %d of tenant %s",
+						version, domi_uuid_text(tenant)),
+				 errdetail("New values are encrypted under it."),
+				 errhint("Call domi.rotate_tenant_key() first, then re-key with CALL domi.rekey().")));
+	if (row->state == KEY_DESTROYED)
+		report_destroyed(tenant);
+	return row->state;
+}
+
+/*
+ * Refuse while a registered column holds a value of the tenant under the
+ * version.  The key is unwrapped into guarded memory of its own: the arena
+ * may be wiped by an invalidation while the columns are read.
+ */
+static void
+check_version_unused(const pg_uuid_t *tenant, const KeyRow *row)
+{
+	List	   *columns = domi_registered_columns();
+	unsigned char *key;
+
+	if (columns == NIL)
+		return;
+	domi_require_root_key();
+	key = sodium_malloc(DOMI_KEY_BYTES);
+	if (key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not allocate guarded memory for a tenant key")));
+	PG_TRY();
+	{
+		unwrap_row(key, row, tenant);
+		domi_check_no_values_under(columns, tenant, key, row->version);
+	}
+	PG_FINALLY();
+	{
+		sodium_free(key);
+	}
+	PG_END_TRY();
+}
+
+/*
  * domi.retire_tenant_key(tenant uuid, version int) returns void
  *
- * Needs no root key: it changes a state, and the key stays wrapped (only to
- * name the cause when a value under it fails to open).
+ * Retires a decrypt_only version only when no value can be left under it:
+ * it waits until every transaction open when it started has ended (one may
+ * commit a value sealed before the rotation), then refuses while a
+ * registered column holds one of the tenant's values under the version
+ * (that check needs the root key).  A version demoted in this very
+ * transaction is refused: until the rotation commits, other sessions still
+ * seal under it.
  */
 Datum
 domi_retire_tenant_key(PG_FUNCTION_ARGS)
@@ -893,7 +991,8 @@ domi_retire_tenant_key(PG_FUNCTION_ARGS)
 	OwnerSpi	spi;
 	Oid			types[2] = {UUIDOID, INT4OID};
 	Datum		values[2];
-	KeyState	state;
+	KeyRow		row;
+	bool		demoted_here;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -903,28 +1002,27 @@ domi_retire_tenant_key(PG_FUNCTION_ARGS)
 	values[0] = UUIDPGetDatum(tenant);
 	values[1] = Int32GetDatum(version);
 
-	owner_spi_connect(&spi);
-	lock_tenant_keys(tenant);
-	owner_spi_run("SELECT state FROM domi.tenant_keys WHERE tenant = $1 AND version = $2 FOR UPDATE",
-				  2, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(DOMI_ERRCODE_UNKNOWN_KEY),
-				 errmsg("tenant %s has no key version %d", domi_uuid_text(tenant), version)));
-	state = parse_key_state(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	if (state == KEY_ACTIVE)
+	/* Errors and the no-op first, without waiting for anyone. */
+	if (read_retiring_row(tenant, version, false, &row, &demoted_here) == KEY_RETIRED)
+		PG_RETURN_VOID();
+	if (demoted_here)
 		ereport(ERROR,
 				(errcode(DOMI_ERRCODE_KEYRING_STATE),
-				 errmsg("cannot retire the active key version %d of tenant %s",
+				 errmsg("cannot retire key version %d of tenant %s in the transaction that made it decrypt-only",
 						version, domi_uuid_text(tenant)),
-				 errdetail("New values are encrypted under it."),
-				 errhint("Call domi.rotate_tenant_key() first, then re-key with CALL domi.rekey().")));
-	if (state == KEY_DESTROYED)
-		report_destroyed(tenant);
-	if (state == KEY_DECRYPT_ONLY)
-		owner_spi_run("UPDATE domi.tenant_keys SET state = 'retired', changed_at = now()"
-					  " WHERE tenant = $1 AND version = $2",
-					  2, types, values, NULL, SPI_OK_UPDATE);
+				 errdetail("Until the rotation commits, other sessions still encrypt under it."),
+				 errhint("Commit the rotation, re-key with CALL domi.rekey(), then retire.")));
+
+	domi_keyring_wait_for_older("retire_tenant_key");
+
+	if (read_retiring_row(tenant, version, true, &row, &demoted_here) == KEY_RETIRED)
+		PG_RETURN_VOID();
+	check_version_unused(tenant, &row);
+
+	owner_spi_connect(&spi);
+	owner_spi_run("UPDATE domi.tenant_keys SET state = 'retired', changed_at = now()"
+				  " WHERE tenant = $1 AND version = $2",
+				  2, types, values, NULL, SPI_OK_UPDATE);
 	owner_spi_finish(&spi);
 	cache_flush();
 	PG_RETURN_VOID();
@@ -1125,6 +1223,7 @@ void
 domi_keyring_init(void)
 {
 	domi_rootkey_init();
+	domi_firstkey_init();
 	CacheRegisterRelcacheCallback(keyring_relcache_callback, (Datum) 0);
 	RegisterXactCallback(keyring_xact_callback, NULL);
 }

@@ -64,4 +64,15 @@ extern bytea *domi_keyring_open(const char *box, Size boxlen,
 								const pg_uuid_t *tenant, bool *under_active);
 extern char *domi_uuid_text(const pg_uuid_t *uuid);
 
+/* retire.c */
+struct List;
+extern void domi_keyring_wait_for_older(const char *what);
+extern struct List *domi_registered_columns(void);
+extern void domi_check_no_values_under(struct List *columns, const pg_uuid_t *tenant,
+									   const unsigned char *key, int32 version);
+
+/* firstkey.c */
+extern void domi_firstkey_init(void);
+extern void domi_check_first_key(const pg_uuid_t *tenant, Oid caller);
+
 #endif							/* DOMI_KEYRING_H */

@@ -261,7 +261,9 @@ GRANT EXECUTE ON FUNCTION domi.encrypt(bytea), domi.decrypt(bytea),
 GRANT EXECUTE ON FUNCTION domi.rotate_tenant_key(uuid), domi.retire_tenant_key(uuid, int),
 	domi.destroy_tenant_keys(uuid), domi.import_tenant_key(uuid, bytea),
 	domi.rewrap_tenant_keys(), domi.keyring_status(),
-	domi._rekey_value(bytea, uuid) TO keyring_admin;
+	domi._rekey_value(bytea, uuid), domi.register_encrypted_column(regclass, name, name),
+	domi.unregister_encrypted_column(regclass, name),
+	domi._wait_for_older_transactions() TO keyring_admin;
 GRANT EXECUTE ON PROCEDURE domi.rekey(regclass, name, name, int) TO keyring_admin;
 GRANT SELECT, UPDATE ON keyring_notes TO keyring_admin;
 GRANT SELECT ON keyring_notes TO keyring_app;

@@ -5,6 +5,7 @@
 # one key; parallel workers decrypt.
 use strict;
 use warnings;
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -97,7 +98,7 @@ is($s1->query_safe("SELECT domi.decrypt_text('$rr_box', '$w') || ' ' || count(*)
 # A tenant without keys is remembered as such, until another session gives
 # it one.
 my $late = '55555555-5555-4555-8555-555555555555';
-like(try($s2, "SELECT domi.decrypt('\\x00', '$late')"), qr/^42704: tenant .* has no key/,
+like(try($s2, "SELECT domi.decrypt('\\x00', '$late')"), qr/^42704: encrypted value is not under any key of tenant $late/,
 	'session 2 learns that a tenant has no key');
 my $late_box = $s1->query_safe("SELECT domi.encrypt_text('late', '$late')");
 is($s2->query_safe("SELECT domi.decrypt_text('$late_box', '$late')"), 'late',
@@ -107,7 +108,8 @@ is($s2->query_safe("SELECT domi.decrypt_text('$late_box', '$late')"), 'late',
 # already, so no new lock makes it read the invalidations: the keyring
 # reads them itself at each call, or it would keep sealing under a rotated
 # key, opening a retired one and using a destroyed one until the
-# transaction ends.
+# transaction ends.  (A retirement waits for the transactions open when it
+# starts, so session 2 meets it in a transaction that began after it did.)
 my $v = '66666666-6666-4666-8666-666666666666';
 my $v1 = $s1->query_safe("SELECT domi.encrypt_text('v one', '$v')");
 $s2->query_safe('BEGIN');
@@ -115,11 +117,28 @@ is($s2->query_safe("SELECT domi.decrypt_text('$v1', '$v')"), 'v one',
 	'in an open transaction, session 2 opens a value under version 1');
 $s1->query_safe("SELECT domi.rotate_tenant_key('$v')");
 my $v2 = $s2->query_safe("SELECT domi.encrypt_text('v two', '$v')");
-$s1->query_safe("SELECT domi.retire_tenant_key('$v', 1)");
+my $older = $node->background_psql('postgres');
+$older->query_safe('BEGIN');
+$older->query_safe('SELECT 1');
+my $retire = "SELECT domi.retire_tenant_key('$v', 1)";
+my ($retire_out, $retire_err) = ('', '');
+my $retire_run = IPC::Run::start([ 'psql', '-X', '-q', '-d', $node->connstr('postgres'), '-c', $retire ],
+	'>', \$retire_out, '2>', \$retire_err);
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = '" . ($retire =~ s/'/''/gr) . "' AND wait_event = 'virtualxid'")
+  or die 'the retirement did not wait';
+$s2->query_safe('COMMIT');
+$s2->query_safe('BEGIN');
+is($s2->query_safe("SELECT domi.decrypt_text('$v1', '$v')"), 'v one',
+	'session 2, in a new transaction, opens version 1 while the retirement waits for an older one');
+$older->query_safe('COMMIT');
+$older->quit;
+$retire_run->finish;
+is($?, 0, 'the retirement completes when the older transaction ends');
 is(try($s1, "SELECT domi.decrypt_text('$v2', '$v')"), 'ok',
-	'the same transaction sealed under version 2 after the rotation (version 1 is retired now)');
+	'session 2 had sealed under version 2 after the rotation (version 1 is retired now)');
 like(try($s2, "SELECT domi.decrypt_text('$v1', '$v')"), qr/^55000: encrypted value is under a retired key/,
-	'and notices the retirement at its next statement');
+	'and its open transaction notices the retirement at its next statement');
 $s1->query_safe("SELECT domi.destroy_tenant_keys('$v')");
 like(try($s2, "SELECT domi.decrypt_text('$v2', '$v')"), qr/^55000: the keys of tenant .* have been destroyed/,
 	'and the destruction: it opens nothing of the tenant any more');

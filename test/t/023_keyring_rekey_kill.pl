@@ -50,7 +50,11 @@ is($node->safe_psql('postgres', $under_active), '0', 'before: no value is under 
 my $call = 'CALL domi.rekey(\'items\', \'body\', batch_size => 100)';
 
 # Start the procedure in its own psql, and wait until it has re-keyed at
-# least 300 more values and has more than 600 left.
+# least 300 more values and has more than 600 left.  Then another session
+# locks a row ahead, so that the run is still in the middle however
+# slow or fast the machine is: its batch waits there.  (The lock cannot be
+# taken before the run starts: a re-key first waits for every transaction
+# open when it starts.)
 sub start_rekey
 {
 	my $before = $node->safe_psql('postgres', $under_active);
@@ -59,12 +63,22 @@ sub start_rekey
 		'>', \$out, '2>', \$err);
 	$node->poll_query_until('postgres', "SELECT ($under_active) BETWEEN " . ($before + 300) . " AND " . ($rows - 600))
 	  or die 'rekey made no progress';
-	my $pid = $node->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE query = '" . ($call =~ s/'/''/gr) . "'");
-	return ($h, \$out, \$err, $pid);
+	# Rows are re-keyed in id order (they were inserted so): lock one a
+	# little ahead of the progress made so far.
+	my $progress = $node->safe_psql('postgres', $under_active);
+	my $stop_at = $progress + 400 < $rows - 5 ? $progress + 400 : $rows - 5;
+	my $stopper = $node->background_psql('postgres');
+	$stopper->query_safe('BEGIN');
+	$stopper->query_safe("SELECT id FROM items WHERE id = $stop_at FOR UPDATE");
+	my $q = $call =~ s/'/''/gr;
+	$node->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = '$q' AND wait_event = 'transactionid'")
+	  or die 'rekey did not reach the locked row';
+	my $pid = $node->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE query = '$q'");
+	return ($h, \$out, \$err, $pid, $stopper);
 }
 
 # 1. Terminated from another session.
-my ($h, $out, $err, $pid) = start_rekey();
+my ($h, $out, $err, $pid, $stopper) = start_rekey();
 like($pid, qr/^\d+$/, 'the procedure runs in its own backend');
 
 # Meanwhile the table is in use: reads, an update and an insert, each with a
@@ -82,7 +96,7 @@ my %modes;
 for (1 .. 10)
 {
 	$modes{$_} = 1 for split /\n/, $node->safe_psql('postgres',
-		"SELECT mode FROM pg_locks WHERE relation = 'items'::regclass AND pid = $pid");
+		"SELECT mode FROM pg_locks WHERE locktype = 'relation' AND relation = 'items'::regclass AND pid = $pid");
 	select(undef, undef, undef, 0.05);
 }
 is(join(',', sort keys %modes), 'AccessShareLock,RowExclusiveLock',
@@ -90,6 +104,8 @@ is(join(',', sort keys %modes), 'AccessShareLock,RowExclusiveLock',
 
 is($node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"), 't', 'terminate it half-way');
 $h->finish;
+$stopper->query_safe('COMMIT');
+$stopper->quit;
 like($$err, qr/terminating connection due to administrator command/, 'the procedure was terminated');
 like($$err, qr/NOTICE:  rekey of public\.items\.body: pages/, 'after reporting progress');
 my $partial = $node->safe_psql('postgres', $under_active);
@@ -100,9 +116,10 @@ $node->safe_psql('postgres', "UPDATE items SET body = domi.encrypt_text(repeat('
 is($node->safe_psql('postgres', $all_open), $rows + 1, 'every row still opens');
 
 # 2. Killed with SIGKILL: the server restarts and recovers.
-($h, $out, $err, $pid) = start_rekey();
+($h, $out, $err, $pid, $stopper) = start_rekey();
 kill 'KILL', $pid or die "could not kill $pid";
 $h->finish;
+eval { $stopper->quit; };
 like($$err, qr/server closed the connection unexpectedly|terminating connection/, 'the backend was killed');
 $node->poll_query_until('postgres', 'SELECT true') or die 'server did not come back';
 ok($node->log_contains("was terminated by signal 9"), 'the server recovered from the crash');
@@ -136,15 +153,25 @@ $node->safe_psql('postgres', qq{
 	FROM generate_series(1, 200) g;
 	SELECT domi.rotate_tenant_key('$tenants[0]');
 });
+# The re-key first waits for the transactions open when it starts (those
+# may commit values sealed before the rotation); an older one holds it
+# there while the row is locked by a transaction that starts after it.
+my $older = $node->background_psql('postgres');
+$older->query_safe('BEGIN');
+$older->query_safe('SELECT 1');
+my ($hot_out, $hot_err) = ('', '');
+my $hot_call = q{CALL domi.rekey('hot', 'body', batch_size => 1000)};
+my $hot_waits = "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = '" . ($hot_call =~ s/'/''/gr) . "' AND wait_event = ";
+my $hot = IPC::Run::start([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $hot_call ],
+	'>', \$hot_out, '2>', \$hot_err);
+$node->poll_query_until('postgres', $hot_waits . "'virtualxid'")
+  or die 'the re-key did not wait for the older transaction';
 my $holder = $node->background_psql('postgres');
 $holder->query_safe('BEGIN');
 $holder->query_safe('UPDATE hot SET seen = 1 WHERE id = 5');
-my ($hot_out, $hot_err) = ('', '');
-my $hot_call = q{CALL domi.rekey('hot', 'body', batch_size => 1000)};
-my $hot = IPC::Run::start([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $hot_call ],
-	'>', \$hot_out, '2>', \$hot_err);
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query = '" . ($hot_call =~ s/'/''/gr) . "' AND wait_event_type = 'Lock'")
+$older->query_safe('COMMIT');
+$older->quit;
+$node->poll_query_until('postgres', $hot_waits . "'transactionid'")
   or die 'the re-key did not wait for the row lock';
 $holder->query_safe('COMMIT');
 $holder->quit;
@@ -157,7 +184,16 @@ like($hot_err, qr/rekey of public\.hot\.body, pass 2: pages 0 to 0 of \d+, 1 of 
 like($hot_err, qr/rekey of public\.hot\.body: done, 200 values rewritten/, 'and it reports every value');
 is($node->safe_psql('postgres', "SELECT count(*) FROM hot WHERE domi._rekey_value(body, tenant_id) IS NULL AND seen = (id = 5)::int"),
 	'200', 'every value is under the active key, and the other session\'s update is kept');
+# items (re-keyed, so registered) still holds values of that tenant under
+# version 2: retiring it is refused until items is re-keyed too.
+like(psql_error($node, 'postgres', "SELECT domi.retire_tenant_key('$tenants[0]', 2)"),
+	qr/cannot retire key version 2 of tenant $tenants[0]: public\.items\.body still holds values under it/,
+	'retiring version 2 is refused while items holds values under it');
+$node->safe_psql('postgres', 'DROP TRIGGER slow ON items');
+($ret, $stdout, $stderr) = $node->psql('postgres', $call);
+like($stderr, qr/rekey of public\.items\.body: done/, 'items re-keyed');
 $node->safe_psql('postgres', "SELECT domi.retire_tenant_key('$tenants[0]', 2)");
+is($node->safe_psql('postgres', $all_open), $rows + 1, 'with version 2 retired, every row of items opens');
 is($node->safe_psql('postgres', "SELECT count(*) FROM hot WHERE domi.decrypt_text(body, tenant_id) = 'hot ' || id"),
 	'200', 'with the version before retired, every row opens');
 
