@@ -27,6 +27,9 @@ APT_PACKAGES=(
 	nodejs
 	npm
 	jq
+	# test/fuzz: libFuzzer and the sanitizers of clang 14
+	clang-14
+	libclang-rt-14-dev
 )
 
 say() { printf '\n==> %s\n' "$*" >&2; }
