@@ -411,8 +411,8 @@ errhidestmt(bool hide_stmt)
 void
 errfinish(const char *filename, int lineno, const char *funcname)
 {
-	bool		internal = PGUNSIXBIT(error_code) == 'X' - '0' &&
-		PGUNSIXBIT(error_code >> 6) == 'X' - '0' &&
+	bool		internal = ERRCODE_TO_CATEGORY(error_code) ==
+		ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR) &&
 		error_code != ERRCODE_DATA_CORRUPTED;
 
 	if (error_level > ERROR || internal || PG_exception_stack == NULL)
