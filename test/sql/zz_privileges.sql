@@ -201,6 +201,16 @@ SELECT check_name, object FROM domi.rls_audit() WHERE object LIKE 'priv%' ORDER 
 RESET ROLE;
 \set VERBOSITY default
 
+-- The event triggers still fire for a role that may not call their
+-- functions: the RLS guard warns about its new tenant table.
+GRANT CREATE ON SCHEMA public TO priv_nobody;
+SET ROLE priv_nobody;
+SELECT has_function_privilege('domi._rls_guard()', 'EXECUTE') AS may_call_rls_guard;
+CREATE TABLE priv_own (id int, tenant_id uuid);
+DROP TABLE priv_own;
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM priv_nobody;
+
 DROP VIEW priv_view;
 DROP TABLE priv_rows, priv_other, priv_parted;
 DROP FUNCTION priv_trg(), priv_sqlbody(float8);
