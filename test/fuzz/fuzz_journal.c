@@ -61,7 +61,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Input		in = {data, size};
 
-	if (size > INT_MAX / 2)
+	/*
+	 * The files come from text values, which never hold a NUL byte.  (With
+	 * one, PostgreSQL's JSON lexer accepts a backslash before it when it
+	 * does not decode escapes and refuses it when it does.)
+	 */
+	if (size > INT_MAX / 2 || memchr(data, 0, size) != NULL)
 		return 0;
 	(void) shim_run(check_journal, &in);
 	return 0;
