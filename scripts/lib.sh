@@ -28,6 +28,9 @@ APT_PACKAGES=(
 	npm
 	jq
 	pgbouncer
+	# test/fuzz: libFuzzer and the sanitizers of clang 14
+	clang-14
+	libclang-rt-14-dev
 )
 
 say() { printf '\n==> %s\n' "$*" >&2; }

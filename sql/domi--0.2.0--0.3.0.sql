@@ -760,6 +760,27 @@ COMMENT ON FUNCTION domi.rls_audit(name[]) IS 'findings (severity, check_name, o
 -- Privileges of internal helpers
 --------------------------------------------------------------------------
 
+-- The event trigger functions run for every role's DDL without an EXECUTE
+-- check (PostgreSQL checks none when an event trigger fires), so no role
+-- needs the right to call them directly.
+REVOKE ALL ON FUNCTION domi._rls_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._drop_guard_sql_drop() FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._drop_guard_ddl_end() FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._drop_guard_ddl_start() FROM PUBLIC;
+
+-- Internal helpers that stay executable by PUBLIC, because functions that
+-- every role may call run them with the caller's rights:
+--   domi._policy_compares_tenant, _policy_per_row_calls, _policy_initplan_form
+--     (domi.rls_audit()): they accept only the expression of a policy
+--     (pg_policy.polqual or polwithcheck, with that policy's relation) and
+--     refuse any other catalog node tree with 22023 (src/rls.c);
+--   domi._tenant_column_attnum, _tenant_policy_state (domi.enable_tenant_rls,
+--     domi.disable_tenant_rls and the RLS guard, which runs as the role that
+--     runs the DDL) and domi._tenant_tables (domi.rls_audit()): they read
+--     catalogs every role can read.
+-- test/sql/zz_privileges.sql calls every function of the extension as a
+-- role without grants and lists those it may call.
+
 
 --------------------------------------------------------------------------
 -- Citus

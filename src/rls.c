@@ -14,7 +14,12 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_policy.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -30,6 +35,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/ruleutils.h"
 
 #include "domi.h"
@@ -211,12 +217,84 @@ conjunct_compares_tenant(Node *node, AttrNumber attnum, const TenantFuncs *funcs
 	return false;
 }
 
-static Node *
-policy_expr_arg(FunctionCallInfo fcinfo, int argno)
+/*
+ * Is the tree, as stored, the USING or WITH CHECK expression of a policy on
+ * the relation (any relation when relid is InvalidOid)?
+ *
+ * These functions are executable by every role, because domi.rls_audit()
+ * runs with its caller's rights, and any role can read other node trees
+ * from the catalogs: a view's rule (a list of queries), a partition bound,
+ * a trigger's WHEN clause with its OLD and NEW, or a policy of another
+ * relation.  The walkers and the deparser below would end in internal
+ * errors on those ("unrecognized node type", "bogus varno", "invalid
+ * attnum"), so only the trees they are written for get through.
+ */
+static bool
+is_policy_expression(text *expr, Oid relid)
 {
-	char	   *text_form = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tuple;
+	bool		found = false;
+	static const AttrNumber columns[] = {Anum_pg_policy_polqual, Anum_pg_policy_polwithcheck};
 
-	return (Node *) stringToNode(text_form);
+	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	rel = table_open(PolicyRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, OidIsValid(relid),
+							  NULL, OidIsValid(relid) ? 1 : 0, &key);
+	while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		for (int i = 0; i < lengthof(columns) && !found; i++)
+		{
+			bool		isnull;
+			Datum		stored = heap_getattr(tuple, columns[i],
+											  RelationGetDescr(rel), &isnull);
+			text	   *form;
+
+			if (isnull)
+				continue;
+			form = DatumGetTextPP(stored);
+			found = VARSIZE_ANY_EXHDR(form) == VARSIZE_ANY_EXHDR(expr) &&
+				memcmp(VARDATA_ANY(form), VARDATA_ANY(expr), VARSIZE_ANY_EXHDR(expr)) == 0;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The policy expression argument as a tree.  With of_relation, it must be
+ * a policy of the relation relid, which the caller deparses it for;
+ * otherwise a policy of any relation.
+ */
+static Node *
+policy_expr_arg(FunctionCallInfo fcinfo, int argno, bool of_relation, Oid relid)
+{
+	text	   *expr = PG_GETARG_TEXT_PP(argno);
+	char	   *relname = NULL;
+
+	if (!of_relation)
+		relid = InvalidOid;
+	else if ((relname = get_rel_name(relid)) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (is_policy_expression(expr, relid))
+		return (Node *) stringToNode(text_to_cstring(expr));
+	if (relname != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("node tree is not the expression of a policy on relation \"%s\"",
+						relname),
+				 errdetail("Only pg_policy.polqual and pg_policy.polwithcheck are read, with the policy's own relation.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("node tree is not the expression of a policy"),
+			 errdetail("Only pg_policy.polqual and pg_policy.polwithcheck are read.")));
+	pg_unreachable();
 }
 
 /*
@@ -230,7 +308,7 @@ domi_policy_compares_tenant(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
-	expr = policy_expr_arg(fcinfo, 0);
+	expr = policy_expr_arg(fcinfo, 0, false, InvalidOid);
 	lookup_tenant_funcs(&funcs);
 	PG_RETURN_BOOL(conjunct_compares_tenant(expr, PG_GETARG_INT16(1), &funcs));
 }
@@ -303,7 +381,7 @@ domi_policy_per_row_calls(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	expr = policy_expr_arg(fcinfo, 0);
+	expr = policy_expr_arg(fcinfo, 0, true, PG_GETARG_OID(1));
 	calls = per_row_calls(expr);
 	if (calls == NIL)
 		PG_RETURN_NULL();
@@ -367,7 +445,7 @@ domi_policy_initplan_form(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
-	expr = policy_expr_arg(fcinfo, 0);
+	expr = policy_expr_arg(fcinfo, 0, true, PG_GETARG_OID(1));
 	calls = per_row_calls(expr);
 	if (calls == NIL)
 		PG_RETURN_NULL();

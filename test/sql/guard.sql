@@ -61,7 +61,9 @@ SELECT count(*) FROM domi._protected_columns;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 DELETE FROM domi._protected_columns;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
--- The event trigger functions only run as event triggers.
+-- The event trigger functions only run as event triggers (and only the
+-- superuser may call them at all: test/sql/zz_privileges.sql).
+RESET ROLE;
 SELECT domi._drop_guard_sql_drop();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SET ROLE guard_owner;
