@@ -29,6 +29,8 @@ OBJS += \
 	src/lineage_drizzle.o \
 	src/lineage_journal.o \
 	src/lineage_snapshot.o \
+	src/lineage_snapshot_diff.o \
+	src/lineage_findings.o \
 	src/lineage_prisma.o
 
 DATA = $(wildcard sql/domi--*.sql)
