@@ -66,6 +66,15 @@ install-lineage-client: $(LINEAGE_CLIENT)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(LINEAGE_CLIENT) '$(DESTDIR)$(bindir)/domi-lineage'
 
+# pg_config --bindir is not on PATH on Debian (/usr/lib/postgresql/15/bin):
+# "make install-lineage-link" adds a symbolic link to it in a folder that
+# is, /usr/local/bin unless LINEAGE_LINK_DIR says otherwise.
+LINEAGE_LINK_DIR ?= /usr/local/bin
+.PHONY: install-lineage-link
+install-lineage-link: install-lineage-client
+	$(MKDIR_P) '$(DESTDIR)$(LINEAGE_LINK_DIR)'
+	ln -sf '$(bindir)/domi-lineage' '$(DESTDIR)$(LINEAGE_LINK_DIR)/domi-lineage'
+
 .PHONY: prove_installcheck
 prove_installcheck:
 	rm -rf $(CURDIR)/tmp_check
