@@ -10,8 +10,8 @@
  *		{"format": "drizzle" | "prisma",
  *		 "files": {"meta/_journal.json": "...", "0000_init.sql": "...", ...}}
  *
- * This file holds the SQL function, the manifest, the findings and the
- * helpers both checkers share (string maps, JSON, sha256, the migrations
+ * This file holds the SQL function, the manifest and the helpers both
+ * checkers share (string maps, JSON, sha256, the migrations
  * table).  The Drizzle checks are in lineage_drizzle.c (with the readers
  * of its journal and snapshots in lineage_journal.c and lineage_snapshot.c),
  * the Prisma checks in lineage_prisma.c.
@@ -21,7 +21,11 @@
  * it needs the caller's SELECT privilege on it.  All the work happens in a
  * memory context of its own, deleted before returning; every lookup is a
  * hash table, so the time grows linearly with the number of migrations
- * (bench/lineage).
+ * (bench/lineage).  The memory is bounded by a small multiple of the
+ * manifest whatever it holds: at most max_findings_per_code findings of a
+ * code are kept (lineage_findings.c), snapshots are read by a walk that
+ * keeps their names, not built, and what is kept per journal entry is a
+ * few fixed-size fields (bench/lineage measures the peak).
  */
 #include "postgres.h"
 

@@ -1,10 +1,11 @@
 /*
  * lineage.h
  *		Internal API of the migration-lineage checker: the manifest, string
- *		maps, findings, JSON and hashing helpers (lineage.c), the journal and
- *		snapshot readers (lineage_journal.c, lineage_snapshot.c), shared by
- *		the Drizzle checks (lineage_drizzle.c) and the Prisma checks
- *		(lineage_prisma.c).
+ *		maps, JSON and hashing helpers (lineage.c), the findings and their
+ *		bound (lineage_findings.c), the journal and snapshot readers
+ *		(lineage_journal.c, lineage_snapshot.c) and the snapshot comparison
+ *		(lineage_snapshot_diff.c), shared by the Drizzle checks
+ *		(lineage_drizzle.c) and the Prisma checks (lineage_prisma.c).
  *
  * Everything here is allocated in the checker's per-call memory context,
  * which domi.lineage_check() deletes when it has returned its rows.
