@@ -88,6 +88,7 @@ struct Snapshot
 	ManifestFile *file;
 	const char *id;
 	const char *prev_id;
+	const char *version;		/* NULL when missing */
 	Migration  *migration;		/* its journal entry, or NULL */
 	bool		unreadable;		/* doc could not be built */
 	bool		duplicate;		/* another snapshot before it has its id */
@@ -440,6 +441,7 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m,
 	s->migration = m;
 	s->id = header.id;
 	s->prev_id = header.prev_id;
+	s->version = header.version;
 	if (s->id == NULL || s->prev_id == NULL)
 	{
 		report(check, LINEAGE_ERROR, "snapshot_malformed", snapshot_label(s),
@@ -500,13 +502,17 @@ snapshot_name_order(const void *a, const void *b)
 /*
  * Whether m's snapshot is compared with the one before it: a generated
  * migration (a --custom one is compared whole, check_custom_snapshots),
- * right after the entry before it in the journal.
+ * right after the entry before it in the journal, both snapshots of one
+ * version (the layout of "tables" changed between versions; drizzle-kit up
+ * brings them all to one).
  */
 static bool
 compared_with_previous(DrizzleCheck *check, Migration *m)
 {
 	return m != &check->migrations[0] && m[-1].position == m->position - 1 &&
-		m->sql != NULL && !m->custom && m->snapshot && m[-1].snapshot;
+		m->sql != NULL && !m->custom && m->snapshot && m[-1].snapshot &&
+		m->snapshot->version && m[-1].snapshot->version &&
+		strcmp(m->snapshot->version, m[-1].snapshot->version) == 0;
 }
 
 /*
