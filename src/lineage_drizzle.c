@@ -538,6 +538,7 @@ snapshot_lacks(DrizzleCheck *check, Migration *m, char **list)
 	{
 		ManifestFile *file = (i == 0 ? m[-1].snapshot : m->snapshot)->file;
 
+		memset(&names[i], 0, sizeof(SnapshotNames));
 		names[i].context = work;
 		if (!lineage_read_snapshot_header(file->text, file->len, &header, &problem,
 										  check->scratch, &names[i]))
