@@ -33,6 +33,8 @@ OBJS += \
 	src/lineage_drizzle.o \
 	src/lineage_journal.o \
 	src/lineage_snapshot.o \
+	src/lineage_snapshot_diff.o \
+	src/lineage_findings.o \
 	src/lineage_prisma.o
 
 DATA = $(wildcard sql/domi--*.sql)
@@ -67,6 +69,15 @@ install: install-lineage-client
 install-lineage-client: $(LINEAGE_CLIENT)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(LINEAGE_CLIENT) '$(DESTDIR)$(bindir)/domi-lineage'
+
+# pg_config --bindir is not on PATH on Debian (/usr/lib/postgresql/15/bin):
+# "make install-lineage-link" adds a symbolic link to it in a folder that
+# is, /usr/local/bin unless LINEAGE_LINK_DIR says otherwise.
+LINEAGE_LINK_DIR ?= /usr/local/bin
+.PHONY: install-lineage-link
+install-lineage-link: install-lineage-client
+	$(MKDIR_P) '$(DESTDIR)$(LINEAGE_LINK_DIR)'
+	ln -sf '$(bindir)/domi-lineage' '$(DESTDIR)$(LINEAGE_LINK_DIR)/domi-lineage'
 
 .PHONY: prove_installcheck
 prove_installcheck:

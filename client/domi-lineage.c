@@ -4,7 +4,8 @@
  *		migrated: sends the folder's files to domi.lineage_check() and prints
  *		the findings for a person.
  *
- *	domi-lineage [--prisma] [--migrations-table NAME] [-d CONNSTR] [--] DIR
+ *	domi-lineage [--prisma] [--migrations-table NAME] [-d CONNSTR]
+ *				 [--fail-on error|warning] [--max-findings N] [--] DIR
  *
  * DIR is a drizzle-kit "out" folder (meta/_journal.json, meta/NAME.json,
  * *.sql) or, with --prisma, a prisma/migrations folder (NAME/migration.sql,
@@ -12,8 +13,14 @@
  * or URI) or the usual libpq environment (PGHOST, PGDATABASE, ...).
  *
  * Exit status: 0 no error-level finding, 1 at least one, 2 could not check
- * (no folder, no connection, no domi extension, the server refused).  Made
- * for a CI step before "drizzle-kit migrate" or "prisma migrate deploy".
+ * (no folder, no connection, no domi extension, the server refused).  With
+ * --fail-on warning, a warning fails too (1): an empty --custom placeholder
+ * waiting to be migrated is a warning.  Made for a CI step before
+ * "drizzle-kit migrate" or "prisma migrate deploy".
+ *
+ * The server lists at most --max-findings findings of each code (default
+ * 100) and one summary row per code for the rest; the totals printed at
+ * the end count every finding, listed or not.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -454,7 +461,8 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-			"Usage: %s [--prisma] [--migrations-table NAME] [-d CONNSTR] [--] DIR\n"
+			"Usage: %s [--prisma] [--migrations-table NAME] [-d CONNSTR]\n"
+			"       [--fail-on error|warning] [--max-findings N] [--] DIR\n"
 			"\n"
 			"Checks the migrations folder DIR (drizzle-kit's, or prisma/migrations with\n"
 			"--prisma) and the database's record of what ran, with domi.lineage_check().\n"
@@ -463,18 +471,59 @@ usage(FILE *out)
 			"  --migrations-table NAME  the migrations table (default drizzle.__drizzle_migrations,\n"
 			"                           or _prisma_migrations with --prisma)\n"
 			"  -d, --dbname CONNSTR     connection string or URI (default: PG* environment)\n"
+			"  --fail-on error|warning  exit 1 on any error (default), or on any error or warning\n"
+			"  --max-findings N         list at most N findings of each code, and count the rest\n"
+			"                           (default 100; 0 only counts)\n"
 			"\n"
-			"Exit status: 0 no error-level finding, 1 at least one, 2 could not check.\n",
+			"Exit status: 0 no finding at the --fail-on level or above, 1 at least one,\n"
+			"2 could not check.\n",
 			progname);
 }
 
-/* Prints one finding per line; returns the number of error-level ones. */
-static int
-print_findings(PGresult *res, const char *dir)
+/*
+ * How many findings a row stands for: 1, or for the server's summary row of
+ * a code (migration NULL, detail "N more CODE findings left out: ..." or
+ * "N CODE findings left out: ..."), the N it left out.
+ */
+static long long
+findings_in_row(PGresult *res, int row)
 {
-	int			errors = 0;
-	int			warnings = 0;
-	int			infos = 0;
+	const char *detail = PQgetvalue(res, row, 3);
+	const char *code = PQgetvalue(res, row, 1);
+	size_t		codelen = strlen(code);
+	char	   *end;
+	long long	n;
+
+	if (!PQgetisnull(res, row, 2))
+		return 1;
+	errno = 0;
+	n = strtoll(detail, &end, 10);
+	if (end == detail || errno != 0 || n < 0 || *end != ' ')
+		return 1;
+	end++;
+	if (strncmp(end, "more ", 5) == 0)
+		end += 5;
+	if (strncmp(end, code, codelen) != 0 || end[codelen] != ' ' ||
+		(strncmp(end + codelen, " finding left out: ", 19) != 0 &&
+		 strncmp(end + codelen, " findings left out: ", 20) != 0))
+		return 1;
+	return n;
+}
+
+typedef struct Totals
+{
+	long long	errors;
+	long long	warnings;
+	long long	infos;
+} Totals;
+
+/* Prints one finding per line and the totals; counts them into totals. */
+static void
+print_findings(PGresult *res, const char *dir, Totals *totals)
+{
+	long long	errors = 0;
+	long long	warnings = 0;
+	long long	infos = 0;
 	int			i;
 
 	for (i = 0; i < PQntuples(res); i++)
@@ -489,16 +538,18 @@ print_findings(PGresult *res, const char *dir)
 			printf(" Fix: %s", PQgetvalue(res, i, 4));
 		printf("\n");
 		if (strcmp(severity, "error") == 0)
-			errors++;
+			errors += findings_in_row(res, i);
 		else if (strcmp(severity, "warning") == 0)
-			warnings++;
+			warnings += findings_in_row(res, i);
 		else
-			infos++;
+			infos += findings_in_row(res, i);
 	}
-	printf("%s: %d error%s, %d warning%s, %d info in %s\n", progname,
+	printf("%s: %lld error%s, %lld warning%s, %lld info in %s\n", progname,
 		   errors, errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s",
 		   infos, dir);
-	return errors;
+	totals->errors = errors;
+	totals->warnings = warnings;
+	totals->infos = infos;
 }
 
 int
@@ -508,11 +559,13 @@ main(int argc, char **argv)
 	const char *table = NULL;
 	const char *dir = NULL;
 	bool		prisma = false;
+	bool		fail_on_warning = false;
+	const char *max_findings = NULL;
 	Folder		folder;
 	PGconn	   *conn;
 	PGresult   *res;
-	const char *params[2];
-	int			errors;
+	const char *params[3];
+	Totals		totals;
 	int			i;
 	struct stat st;
 
@@ -524,6 +577,13 @@ main(int argc, char **argv)
 			table = argv[++i];
 		else if ((strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--dbname") == 0) && i + 1 < argc)
 			conninfo = argv[++i];
+		else if (strcmp(argv[i], "--fail-on") == 0 && i + 1 < argc &&
+				 (strcmp(argv[i + 1], "error") == 0 || strcmp(argv[i + 1], "warning") == 0))
+			fail_on_warning = strcmp(argv[++i], "warning") == 0;
+		else if (strcmp(argv[i], "--max-findings") == 0 && i + 1 < argc &&
+				 argv[i + 1][0] >= '0' && argv[i + 1][0] <= '9' &&
+				 strspn(argv[i + 1], "0123456789") == strlen(argv[i + 1]))
+			max_findings = argv[++i];	/* the server checks the range */
 		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 		{
 			usage(stdout);
@@ -575,10 +635,15 @@ main(int argc, char **argv)
 
 	params[0] = folder.manifest.data;
 	params[1] = table;
+	params[2] = max_findings;
+	/* Only with --max-findings the third argument: 0.2.0's function has two. */
 	res = PQexecParams(conn,
-					   "SELECT severity, code, migration, detail, fix "
+					   max_findings
+					   ? "SELECT severity, code, migration, detail, fix "
+					   "FROM domi.lineage_check($1::jsonb, $2::regclass, $3::integer)"
+					   : "SELECT severity, code, migration, detail, fix "
 					   "FROM domi.lineage_check($1::jsonb, $2::regclass)",
-					   2, NULL, params, NULL, NULL, 0);
+					   max_findings ? 3 : 2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -591,9 +656,11 @@ main(int argc, char **argv)
 				 pq_message(conn));
 		fail("%s", pq_message(conn));
 	}
-	errors = print_findings(res, dir);
+	print_findings(res, dir, &totals);
 	PQclear(res);
 	PQfinish(conn);
 	free(folder.manifest.data);
-	return errors > 0 ? EXIT_FINDINGS : EXIT_CLEAN;
+	if (totals.errors > 0 || (fail_on_warning && totals.warnings > 0))
+		return EXIT_FINDINGS;
+	return EXIT_CLEAN;
 }

@@ -10,8 +10,8 @@
  *		{"format": "drizzle" | "prisma",
  *		 "files": {"meta/_journal.json": "...", "0000_init.sql": "...", ...}}
  *
- * This file holds the SQL function, the manifest, the findings and the
- * helpers both checkers share (string maps, JSON, sha256, the migrations
+ * This file holds the SQL function, the manifest and the helpers both
+ * checkers share (string maps, JSON, sha256, the migrations
  * table).  The Drizzle checks are in lineage_drizzle.c (with the readers
  * of its journal and snapshots in lineage_journal.c and lineage_snapshot.c),
  * the Prisma checks in lineage_prisma.c.
@@ -21,7 +21,11 @@
  * it needs the caller's SELECT privilege on it.  All the work happens in a
  * memory context of its own, deleted before returning; every lookup is a
  * hash table, so the time grows linearly with the number of migrations
- * (bench/lineage).
+ * (bench/lineage).  The memory is bounded by a small multiple of the
+ * manifest whatever it holds: at most max_findings_per_code findings of a
+ * code are kept (lineage_findings.c), snapshots are read by a walk that
+ * keeps their names, not built, and what is kept per journal entry is a
+ * few fixed-size fields (bench/lineage measures the peak).
  */
 #include "postgres.h"
 
@@ -81,49 +85,6 @@ lineage_strmap_put(strmap_hash *map, const char *key, void *value)
 	if (!found)
 		entry->value = value;
 	return entry->value;
-}
-
-/*
- * Findings
- */
-typedef struct Finding
-{
-	LineageSeverity severity;
-	int			seq;			/* order found, to keep it within a severity */
-	const char *code;
-	const char *migration;
-	const char *detail;
-	const char *fix;
-} Finding;
-
-static const char *const severity_names[] = {"error", "warning", "info"};
-
-void
-lineage_report(LineageFindings *findings, LineageSeverity severity,
-			   const char *code, const char *migration,
-			   const char *detail, const char *fix)
-{
-	Finding    *finding = palloc(sizeof(Finding));
-
-	finding->severity = severity;
-	finding->seq = list_length(findings->items);
-	finding->code = code;
-	finding->migration = migration;
-	finding->detail = detail;
-	finding->fix = fix;
-	findings->items = lappend(findings->items, finding);
-}
-
-/* Errors first, then warnings, then info; each in the order found. */
-static int
-finding_order(const ListCell *a, const ListCell *b)
-{
-	const Finding *fa = lfirst(a);
-	const Finding *fb = lfirst(b);
-
-	if (fa->severity != fb->severity)
-		return (int) fa->severity - (int) fb->severity;
-	return fa->seq - fb->seq;
 }
 
 /*
@@ -386,31 +347,30 @@ default_migrations_table(const char *format)
 	return RangeVarGetRelid(rv, NoLock, true);
 }
 
-static void
-emit_findings(ReturnSetInfo *rsinfo, LineageFindings *findings)
+/*
+ * The third argument, when the SQL declaration has it (0.3.0; 0.2.0's has
+ * two): NULL means the default.
+ */
+static int
+max_findings_per_code(FunctionCallInfo fcinfo)
 {
-	ListCell   *lc;
+	int32		max;
 
-	list_sort(findings->items, finding_order);
-	foreach(lc, findings->items)
-	{
-		Finding    *finding = lfirst(lc);
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
-
-		values[0] = CStringGetTextDatum(severity_names[finding->severity]);
-		values[1] = CStringGetTextDatum(finding->code);
-		values[2] = finding->migration ? CStringGetTextDatum(finding->migration) : (Datum) 0;
-		nulls[2] = finding->migration == NULL;
-		values[3] = CStringGetTextDatum(finding->detail);
-		values[4] = finding->fix ? CStringGetTextDatum(finding->fix) : (Datum) 0;
-		nulls[4] = finding->fix == NULL;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	if (PG_NARGS() < 3 || PG_ARGISNULL(2))
+		return LINEAGE_DEFAULT_MAX_PER_CODE;
+	max = PG_GETARG_INT32(2);
+	if (max < 0 || max > LINEAGE_MAX_MAX_PER_CODE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_findings_per_code must be between 0 and %d",
+						LINEAGE_MAX_MAX_PER_CODE),
+				 errdetail("It was %d.", max)));
+	return max;
 }
 
 /*
- * domi.lineage_check(manifest jsonb, migrations_table regclass DEFAULT NULL)
+ * domi.lineage_check(manifest jsonb, migrations_table regclass DEFAULT NULL,
+ *					  max_findings_per_code integer DEFAULT 100)
  *	returns table (severity text, code text, migration text, detail text, fix text)
  */
 Datum
@@ -419,7 +379,8 @@ domi_lineage_check(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext work;
 	MemoryContext caller;
-	LineageFindings findings = {NIL};
+	LineageFindings findings;
+	int			max_per_code;
 	Manifest   *manifest;
 	const char *format;
 	Oid			table;
@@ -429,11 +390,13 @@ domi_lineage_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("manifest must not be null")));
 
+	max_per_code = max_findings_per_code(fcinfo);
 	InitMaterializedSRF(fcinfo, 0);
 
 	work = AllocSetContextCreate(CurrentMemoryContext, "domi lineage_check",
 								 ALLOCSET_DEFAULT_SIZES);
 	caller = MemoryContextSwitchTo(work);
+	lineage_findings_init(&findings, max_per_code);
 
 	manifest = manifest_from_jsonb(PG_GETARG_JSONB_P(0), &format);
 	table = PG_ARGISNULL(1) ? default_migrations_table(format) : PG_GETARG_OID(1);
@@ -450,7 +413,7 @@ domi_lineage_check(PG_FUNCTION_ARGS)
 		lineage_check_prisma(&findings, manifest, table);
 
 	MemoryContextSwitchTo(caller);
-	emit_findings(rsinfo, &findings);
+	lineage_emit_findings(&findings, rsinfo->setResult, rsinfo->setDesc);
 	MemoryContextDelete(work);
 	return (Datum) 0;
 }

@@ -1,10 +1,11 @@
 /*
  * lineage.h
  *		Internal API of the migration-lineage checker: the manifest, string
- *		maps, findings, JSON and hashing helpers (lineage.c), the journal and
- *		snapshot readers (lineage_journal.c, lineage_snapshot.c), shared by
- *		the Drizzle checks (lineage_drizzle.c) and the Prisma checks
- *		(lineage_prisma.c).
+ *		maps, JSON and hashing helpers (lineage.c), the findings and their
+ *		bound (lineage_findings.c), the journal and snapshot readers
+ *		(lineage_journal.c, lineage_snapshot.c) and the snapshot comparison
+ *		(lineage_snapshot_diff.c), shared by the Drizzle checks
+ *		(lineage_drizzle.c) and the Prisma checks (lineage_prisma.c).
  *
  * Everything here is allocated in the checker's per-call memory context,
  * which domi.lineage_check() deletes when it has returned its rows.
@@ -12,7 +13,9 @@
 #ifndef DOMI_LINEAGE_H
 #define DOMI_LINEAGE_H
 
+#include "access/tupdesc.h"
 #include "nodes/pg_list.h"
+#include "utils/tuplestore.h"
 #include "utils/jsonb.h"
 
 /* 64 hex digits and a terminator: a sha256 as the migrators store it */
@@ -64,15 +67,58 @@ typedef enum LineageSeverity
 	LINEAGE_INFO				/* for the record */
 } LineageSeverity;
 
-/* The findings of one call, in the order they were found. */
+/*
+ * lineage_findings.c: the findings of one call.  At most max_per_code
+ * findings of each code are kept (copied into the findings' own context);
+ * the others are only counted, and each code with findings left out gets
+ * one summary row.  So a folder with a million broken entries costs the
+ * memory of a few thousand findings, not of a million.
+ */
+#define LINEAGE_DEFAULT_MAX_PER_CODE	100
+#define LINEAGE_MAX_MAX_PER_CODE		100000
+
 typedef struct LineageFindings
 {
-	List	   *items;
+	MemoryContext context;		/* the kept findings and their text */
+	int			max_per_code;
+	int			nfound;			/* every finding, kept or not: its order */
+	List	   *items;			/* the kept ones (Finding) */
+	strmap_hash *codes;	/* code -> its counts */
 } LineageFindings;
 
-extern void lineage_report(LineageFindings *findings, LineageSeverity severity,
-						   const char *code, const char *migration,
-						   const char *detail, const char *fix);
+extern void lineage_findings_init(LineageFindings *findings, int max_per_code);
+
+/*
+ * Counts one finding of code; true when it is to be kept (reported in
+ * full).  lineage_finding_wanted tells the same without counting, for a
+ * caller that builds a long text before it reports.
+ */
+extern bool lineage_finding_counted(LineageFindings *findings,
+									LineageSeverity severity, const char *code);
+extern bool lineage_finding_wanted(LineageFindings *findings, const char *code);
+extern void lineage_finding_add(LineageFindings *findings, LineageSeverity severity,
+								const char *code, const char *migration,
+								const char *detail, const char *fix);
+
+/*
+ * Reports a finding.  A macro, as ereport is, so that the text of a finding
+ * that is only counted is never formatted: detail and fix (usually
+ * psprintf calls) are evaluated only for a kept finding.  Arguments must
+ * have no side effects the checker relies on.
+ */
+#define lineage_report(findings, severity, code, migration, detail, fix) \
+	do { \
+		LineageFindings *lineage_findings_ = (findings); \
+		LineageSeverity lineage_severity_ = (severity); \
+		const char *lineage_code_ = (code); \
+		if (lineage_finding_counted(lineage_findings_, lineage_severity_, lineage_code_)) \
+			lineage_finding_add(lineage_findings_, lineage_severity_, lineage_code_, \
+								(migration), (detail), (fix)); \
+	} while (0)
+
+/* Puts the findings into the result: errors, warnings, info, each in order found. */
+extern void lineage_emit_findings(LineageFindings *findings, Tuplestorestate *store,
+								  TupleDesc desc);
 
 /* sha256 of the text's UTF-8 bytes, in lower-case hex, as Node's digest('hex') */
 extern void lineage_sha256_hex(const char *text, int len, char *hex);
@@ -97,12 +143,34 @@ extern bool lineage_json_too_deep(const char *text, int len);
 extern Jsonb *lineage_parse_json(const char *text, int len, char **problem);
 
 /*
+ * The names a snapshot's "tables" holds: each table's key ("schema.name")
+ * and the keys of its "columns", as drizzle-kit generate diffs them.
+ * known is false when they could not be read on the fast path (a key with
+ * an escape in it): such a snapshot is not compared.
+ */
+typedef struct SnapshotTable
+{
+	char	   *name;
+	int			ncolumns;
+	char	  **columns;		/* sorted by lineage_sort_snapshot_names */
+} SnapshotTable;
+
+typedef struct SnapshotNames
+{
+	bool		known;
+	int			ntables;
+	SnapshotTable *tables;		/* sorted by lineage_sort_snapshot_names */
+	MemoryContext context;		/* where the names go */
+} SnapshotNames;
+
+/*
  * Reads the string members "id", "prevId" and "version" of a JSON object in
  * one pass of the lexer, without building it: snapshots are most of a
  * manifest, and most of them need no more.  Returns false when the text is
  * not valid JSON (*problem says why) or not an object (*problem is NULL); a
  * member that is missing or not a string is NULL.  The parser's own
- * allocations go into scratch, which it resets.
+ * allocations go into scratch, which it resets.  With names not NULL, the
+ * same pass reads the table and column names into names->context.
  */
 typedef struct SnapshotHeader
 {
@@ -113,7 +181,28 @@ typedef struct SnapshotHeader
 
 extern bool lineage_read_snapshot_header(const char *text, int len,
 										 SnapshotHeader *header, char **problem,
-										 MemoryContext scratch);
+										 MemoryContext scratch,
+										 SnapshotNames *names);
+
+/*
+ * lineage_snapshot_diff.c: what a generated snapshot lacks of the snapshot
+ * before it, which its own SQL did not drop or rename: after a merge, what
+ * the next drizzle-kit generate would add again.  Each name is "table K" or
+ * "column K.C"; the first LINEAGE_MAX_NAMED are listed, all are counted.
+ */
+#define LINEAGE_MAX_NAMED 20
+
+typedef struct SnapshotLack
+{
+	int			count;
+	int			nnamed;
+	char	   *named[LINEAGE_MAX_NAMED];
+} SnapshotLack;
+
+extern void lineage_sort_snapshot_names(SnapshotNames *names);
+extern void lineage_snapshot_lacks(SnapshotNames *parent, SnapshotNames *child,
+								   const char *sql, int sql_len, SnapshotLack *lack);
+extern char *lineage_lack_list(SnapshotLack *lack);
 
 /*
  * lineage_journal.c: drizzle-kit's meta/_journal.json, entry by entry.

@@ -73,21 +73,22 @@ typedef struct Migration
 	int64		when;
 	const char *tag;
 	ManifestFile *sql;			/* NULL when the file is missing */
-	char		hash[LINEAGE_SHA256_HEX];
-	const char *snapshot_name;
+	char	   *hash;			/* of sql, when there is one */
 	Snapshot   *snapshot;		/* NULL when missing or malformed */
 	bool		snapshot_unreadable;	/* its snapshot is there but malformed */
 	bool		custom;			/* the SQL starts with the --custom placeholder */
 	bool		placeholder_only;	/* the SQL is the placeholder (or empty) */
 	const char *applied_row;	/* id of the row that recorded it, or NULL */
+	int			lacks;			/* tables and columns of the snapshot before it
+								 * that its (generated) snapshot lacks */
 } Migration;
 
 struct Snapshot
 {
 	ManifestFile *file;
-	JsonbContainer *doc;		/* parsed when compared, else NULL */
 	const char *id;
 	const char *prev_id;
+	const char *version;		/* NULL when missing */
 	Migration  *migration;		/* its journal entry, or NULL */
 	bool		unreadable;		/* doc could not be built */
 	bool		duplicate;		/* another snapshot before it has its id */
@@ -113,15 +114,12 @@ typedef struct DrizzleCheck
 	bool		collision_found;
 	int			fix_rounds;		/* collision fixes written so far */
 	int			nunreadable;	/* snapshots reported as malformed */
+	bool		table_known;	/* the migrations table was read */
 	MemoryContext scratch;		/* reset after each snapshot is read */
 } DrizzleCheck;
 
-static inline void
-report(DrizzleCheck *check, LineageSeverity severity, const char *code,
-	   const char *migration, const char *detail, const char *fix)
-{
-	lineage_report(check->findings, severity, code, migration, detail, fix);
-}
+/* A finding; its texts are formatted only when it is kept (lineage.h). */
+#define report(check, ...) lineage_report((check)->findings, __VA_ARGS__)
 
 /* The migration a snapshot belongs to, or the snapshot file when none. */
 static const char *
@@ -192,11 +190,32 @@ now_unix_ms(void)
 /*
  * The journal
  */
+static void journal_malformed(DrizzleCheck *check, const char *fmt,...) pg_attribute_printf(2, 3);
+
+/* The detail is formatted only when the finding is kept. */
 static void
-journal_malformed(DrizzleCheck *check, const char *detail)
+journal_malformed(DrizzleCheck *check, const char *fmt,...)
 {
-	report(check, LINEAGE_ERROR, "journal_malformed", NULL, detail,
-		   "Restore meta/_journal.json from version control (drizzle-kit and its migrator cannot read it).");
+	va_list		args;
+	StringInfoData detail;
+
+	if (!lineage_finding_counted(check->findings, LINEAGE_ERROR, "journal_malformed"))
+		return;
+	initStringInfo(&detail);
+	for (;;)
+	{
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&detail, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&detail, needed);
+	}
+	lineage_finding_add(check->findings, LINEAGE_ERROR, "journal_malformed", NULL, detail.data,
+						"Restore meta/_journal.json from version control (drizzle-kit and its migrator cannot read it).");
+	pfree(detail.data);
 }
 
 /* Takes one entry; false (and a finding) when it lacks idx, when or tag. */
@@ -206,13 +225,13 @@ read_journal_entry(DrizzleCheck *check, JournalEntry *entry, int position,
 {
 	if (!entry->is_object)
 	{
-		journal_malformed(check, psprintf("Entry %d of meta/_journal.json is not an object.", position));
+		journal_malformed(check, "Entry %d of meta/_journal.json is not an object.", position);
 		return false;
 	}
 	if (entry->tag == NULL || !entry->has_idx || !entry->has_when)
 	{
-		journal_malformed(check, psprintf("Entry %d of meta/_journal.json lacks a string \"tag\" or an integer \"idx\" or \"when\".",
-										  position));
+		journal_malformed(check, "Entry %d of meta/_journal.json lacks a string \"tag\" or an integer \"idx\" or \"when\".",
+						  position);
 		return false;
 	}
 	m->position = position;
@@ -252,14 +271,16 @@ check_journal_order(DrizzleCheck *check, Migration *m, Migration *prev,
 						m->tag, (long long) now));
 }
 
-/* Attach the entry's SQL file and its snapshot's name. */
+/*
+ * Attach the entry's SQL file.  Names are formatted, looked up and freed:
+ * what is kept per entry is what a journal of a million entries multiplies.
+ */
 static void
 attach_files(DrizzleCheck *check, Migration *m)
 {
 	char	   *sql_name = psprintf("%s.sql", m->tag);
 
 	m->sql = lineage_strmap_get(check->manifest->by_name, sql_name);
-	m->snapshot_name = snapshot_file_for_tag(m->tag);
 	if (m->sql == NULL)
 		report(check, LINEAGE_ERROR, "migration_file_missing", m->tag,
 			   psprintf("meta/_journal.json lists %s, but there is no %s: drizzle-kit migrate stops with an error.",
@@ -275,10 +296,12 @@ attach_files(DrizzleCheck *check, Migration *m)
 				   "Remove the duplicate entry from meta/_journal.json.");
 		m->sql->owner = m;
 		m->sql->referenced = true;
+		m->hash = palloc(LINEAGE_SHA256_HEX);
 		lineage_sha256_hex(m->sql->text, m->sql->len, m->hash);
 		m->custom = starts_with_placeholder(m->sql);
 		m->placeholder_only = lineage_strmap_get(check->placeholders, m->hash) != NULL;
 	}
+	pfree(sql_name);
 }
 
 static void
@@ -301,15 +324,16 @@ read_journal(DrizzleCheck *check)
 	file->referenced = true;
 	if (lineage_json_too_deep(file->text, file->len))
 	{
-		journal_malformed(check, psprintf("meta/_journal.json nests arrays or objects more than %d levels deep, which drizzle-kit never writes and the checker does not read.",
-										  LINEAGE_JSON_MAX_DEPTH));
+		journal_malformed(check, "meta/_journal.json nests arrays or objects more than %d levels deep, which drizzle-kit never writes and the checker does not read.",
+						  LINEAGE_JSON_MAX_DEPTH);
 		return;
 	}
 	if (!lineage_read_journal(file->text, file->len, &journal, &problem))
 	{
-		journal_malformed(check, problem
-						  ? psprintf("meta/_journal.json is not valid JSON: %s", problem)
-						  : "meta/_journal.json is not a JSON object.");
+		if (problem)
+			journal_malformed(check, "meta/_journal.json is not valid JSON: %s", problem);
+		else
+			journal_malformed(check, "meta/_journal.json is not a JSON object.");
 		return;
 	}
 	if (!journal.has_entries)
@@ -335,6 +359,8 @@ read_journal(DrizzleCheck *check)
 		check->nmigrations++;
 		prev = m;
 	}
+	if (journal.entries)
+		pfree(journal.entries);
 }
 
 /* SQL files and snapshots that no journal entry names. */
@@ -384,7 +410,8 @@ snapshot_version_is_newer(const char *version)
 }
 
 static Snapshot *
-read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
+read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m,
+			  SnapshotNames *names)
 {
 	char	   *problem = NULL;
 	SnapshotHeader header;
@@ -400,7 +427,7 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 		return NULL;
 	}
 	if (!lineage_read_snapshot_header(file->text, file->len, &header, &problem,
-									  check->scratch))
+									  check->scratch, names))
 	{
 		report(check, LINEAGE_ERROR, "snapshot_malformed", m ? m->tag : file->name,
 			   problem
@@ -414,6 +441,7 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 	s->migration = m;
 	s->id = header.id;
 	s->prev_id = header.prev_id;
+	s->version = header.version;
 	if (s->id == NULL || s->prev_id == NULL)
 	{
 		report(check, LINEAGE_ERROR, "snapshot_malformed", snapshot_label(s),
@@ -438,29 +466,28 @@ read_snapshot(DrizzleCheck *check, ManifestFile *file, Migration *m)
 }
 
 /*
- * The whole snapshot, parsed when first needed.  It is valid JSON, but may
- * hold what no jsonb can (\u0000): then it cannot be compared, which is
- * reported once, and NULL returned.
+ * The whole snapshot as jsonb, in the current memory context, which the
+ * caller resets after comparing: kept, the snapshots of a folder of
+ * --custom migrations would take several times the manifest.  It is valid
+ * JSON, but may hold what no jsonb can (\u0000): then it cannot be
+ * compared, which is reported once, and NULL returned.
  */
 static JsonbContainer *
 snapshot_doc(DrizzleCheck *check, Snapshot *s)
 {
-	if (s->doc == NULL && !s->unreadable)
-	{
-		char	   *problem;
-		Jsonb	   *doc = lineage_parse_json(s->file->text, s->file->len, &problem);
+	char	   *problem;
+	Jsonb	   *doc;
 
-		if (doc)
-			s->doc = &doc->root;
-		else
-		{
-			s->unreadable = true;
-			report(check, LINEAGE_ERROR, "snapshot_malformed", snapshot_label(s),
-				   psprintf("%s cannot be read as jsonb to compare it: %s", s->file->name, problem),
-				   psprintf("Restore %s from version control.", s->file->name));
-		}
-	}
-	return s->doc;
+	if (s->unreadable)
+		return NULL;
+	doc = lineage_parse_json(s->file->text, s->file->len, &problem);
+	if (doc)
+		return &doc->root;
+	s->unreadable = true;
+	report(check, LINEAGE_ERROR, "snapshot_malformed", snapshot_label(s),
+		   psprintf("%s cannot be read as jsonb to compare it: %s", s->file->name, problem),
+		   psprintf("Restore %s from version control.", s->file->name));
+	return NULL;
 }
 
 static int
@@ -472,25 +499,93 @@ snapshot_name_order(const void *a, const void *b)
 	return strcmp(sa->file->name, sb->file->name);
 }
 
+/*
+ * Whether m's snapshot is compared with the one before it: a generated
+ * migration (a --custom one is compared whole, check_custom_snapshots),
+ * right after the entry before it in the journal, both snapshots of one
+ * version (the layout of "tables" changed between versions; drizzle-kit up
+ * brings them all to one).
+ */
+static bool
+compared_with_previous(DrizzleCheck *check, Migration *m)
+{
+	return m != &check->migrations[0] && m[-1].position == m->position - 1 &&
+		m->sql != NULL && !m->custom && m->snapshot && m[-1].snapshot &&
+		m->snapshot->version && m[-1].snapshot->version &&
+		strcmp(m->snapshot->version, m[-1].snapshot->version) == 0;
+}
+
+/*
+ * The tables and columns of the snapshot before m that m's lacks: a count,
+ * and with list not NULL the first ones named, in the caller's context.
+ * Both snapshots are read again, in memory of their own: this runs for the
+ * findings that are reported, not for every migration.
+ */
+static int
+snapshot_lacks(DrizzleCheck *check, Migration *m, char **list)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext work = AllocSetContextCreate(caller, "domi lineage snapshot diff",
+											   ALLOCSET_DEFAULT_SIZES);
+	SnapshotNames names[2];
+	SnapshotHeader header;
+	SnapshotLack lack;
+	char	   *problem;
+	int			i;
+
+	MemoryContextSwitchTo(work);
+	for (i = 0; i < 2; i++)
+	{
+		ManifestFile *file = (i == 0 ? m[-1].snapshot : m->snapshot)->file;
+
+		memset(&names[i], 0, sizeof(SnapshotNames));
+		names[i].context = work;
+		if (!lineage_read_snapshot_header(file->text, file->len, &header, &problem,
+										  check->scratch, &names[i]))
+			names[i].known = false;
+		lineage_sort_snapshot_names(&names[i]);
+	}
+	lineage_snapshot_lacks(&names[0], &names[1], m->sql->text, m->sql->len, &lack);
+	MemoryContextSwitchTo(caller);
+	if (list)
+		*list = pstrdup(lineage_lack_list(&lack));
+	MemoryContextDelete(work);
+	return lack.count;
+}
+
 /* Every snapshot: the journal's in journal order, then the others by name. */
 static void
 read_snapshots(DrizzleCheck *check)
 {
 	int			i;
 	int			first_unlisted;
+	SnapshotNames names[2];		/* of the snapshot just read, and the one before */
+	int			current = 0;
+	Migration  *named = NULL;	/* whose names are in names[1 - current] */
+	MemoryContext diff;
+
+	for (i = 0; i < 2; i++)
+		names[i].context = AllocSetContextCreate(CurrentMemoryContext,
+												 "domi lineage snapshot names",
+												 ALLOCSET_DEFAULT_SIZES);
+	diff = AllocSetContextCreate(CurrentMemoryContext, "domi lineage snapshot diff",
+								 ALLOCSET_DEFAULT_SIZES);
 
 	check->snapshots = palloc0(sizeof(Snapshot *) * Max(check->manifest->nfiles, 1));
 	for (i = 0; i < check->nmigrations; i++)
 	{
 		Migration  *m = &check->migrations[i];
-		ManifestFile *file = lineage_strmap_get(check->manifest->by_name, m->snapshot_name);
+		char	   *snapshot_name = snapshot_file_for_tag(m->tag);
+		ManifestFile *file = lineage_strmap_get(check->manifest->by_name, snapshot_name);
 
 		if (file == NULL)
 		{
 			report(check, LINEAGE_WARNING, "snapshot_missing", m->tag,
 				   psprintf("%s has no %s: drizzle-kit generate diffs against the newest snapshot it finds, so the next migration may repeat or miss changes.",
-							m->tag, m->snapshot_name),
-				   psprintf("Restore %s from version control.", m->snapshot_name));
+							m->tag, snapshot_name),
+				   psprintf("Restore %s from version control.", snapshot_name));
+			pfree(snapshot_name);
+			named = NULL;
 			continue;
 		}
 		if (file->owner)
@@ -500,22 +595,49 @@ read_snapshots(DrizzleCheck *check)
 			/* Two branches generated the same number, and one snapshot is lost. */
 			report(check, LINEAGE_ERROR, "snapshot_shared", m->tag,
 				   psprintf("%s and %s both have the prefix of %s: one of them has no snapshot of its own (two branches generated the same number, and one snapshot was lost in the merge).",
-							owner->tag, m->tag, m->snapshot_name),
+							owner->tag, m->tag, snapshot_name),
 				   psprintf("Give %s a number no other migration has (rename %s.sql and set its tag in meta/_journal.json; %04lld is free after the last entry), and restore its own snapshot from its branch under that number, with prevId set to the id of the snapshot before it.",
 							m->tag, m->tag,
 							(long long) check->migrations[check->nmigrations - 1].idx + 1));
+			pfree(snapshot_name);
+			named = NULL;
 			continue;
 		}
+		pfree(snapshot_name);
 		file->owner = m;
-		m->snapshot = read_snapshot(check, file, m);
-		if (m->snapshot)
-			check->snapshots[check->nsnapshots++] = m->snapshot;
-		else
+		MemoryContextReset(names[current].context);
+		m->snapshot = read_snapshot(check, file, m, &names[current]);
+		if (m->snapshot == NULL)
 		{
 			m->snapshot_unreadable = true;
 			check->nunreadable++;
+			named = NULL;
+			continue;
 		}
+		check->snapshots[check->nsnapshots++] = m->snapshot;
+
+		/*
+		 * Compared with the snapshot before it while both are read: only
+		 * the names of two snapshots are in memory at a time.
+		 */
+		lineage_sort_snapshot_names(&names[current]);
+		if (named == m - 1 && compared_with_previous(check, m))
+		{
+			SnapshotLack lack;
+			MemoryContext caller = MemoryContextSwitchTo(diff);
+
+			lineage_snapshot_lacks(&names[1 - current], &names[current],
+								   m->sql->text, m->sql->len, &lack);
+			m->lacks = lack.count;
+			MemoryContextSwitchTo(caller);
+			MemoryContextReset(diff);
+		}
+		named = m;
+		current = 1 - current;
 	}
+	for (i = 0; i < 2; i++)
+		MemoryContextDelete(names[i].context);
+	MemoryContextDelete(diff);
 
 	first_unlisted = check->nsnapshots;
 	for (i = 0; i < check->manifest->nfiles; i++)
@@ -527,7 +649,7 @@ read_snapshots(DrizzleCheck *check)
 		if (file->referenced || strncmp(file->name, "meta/", 5) != 0 || len <= 14 ||
 			strcmp(file->name + len - 14, "_snapshot.json") != 0)
 			continue;
-		s = read_snapshot(check, file, NULL);
+		s = read_snapshot(check, file, NULL, NULL);
 		file->referenced = false;	/* still reported as not in the journal */
 		if (s)
 			check->snapshots[check->nsnapshots++] = s;
@@ -641,20 +763,61 @@ queue_misplaced(DrizzleCheck *check, List *queue, List *list)
 }
 
 /*
+ * What to do with a generated snapshot that lacks tables or columns of the
+ * snapshot before it (after a merge): for a migration no database has
+ * applied, generate it again, which writes its change against the merged
+ * schema; for an applied one, which must stay as it ran, copy what its
+ * snapshot lacks into it.  Applied or not is known only when the
+ * migrations table was read, and only for this database.
+ */
+static const char *
+regenerate_fix(Migration *m)
+{
+	return psprintf("delete %s.sql, %s and the entry of %s in meta/_journal.json, and run drizzle-kit generate again (it writes the same change against the merged schema)",
+					m->tag, m->snapshot->file->name, m->tag);
+}
+
+static const char *
+copy_fix(Migration *m, const char *list)
+{
+	return psprintf("copy into \"tables\" of %s, from %s, %s (a table's whole entry; a column's entry into its table's \"columns\"), keeping its id, with prevId \"%s\" (the id of %s)",
+					m->snapshot->file->name, m[-1].snapshot->file->name, list,
+					m[-1].snapshot->id, m[-1].snapshot->file->name);
+}
+
+static char *
+stale_fix(DrizzleCheck *check, Migration *m, const char *list)
+{
+	if (!check->table_known)
+		return psprintf("If %s is applied in no database: %s. If a database has applied it: %s.",
+						m->tag, regenerate_fix(m), copy_fix(m, list));
+	if (m->applied_row)
+		return psprintf("It is applied, so keep it and %s.", copy_fix(m, list));
+	return psprintf("It is not applied here; if no other database has applied it either: %s. Otherwise: %s.",
+					regenerate_fix(m), copy_fix(m, list));
+}
+
+/*
  * "set prevId of X to "id" (the id of Y)" for each child not in journal
  * order.  Re-pointing X at Y makes it a sibling of Y's other children, so
  * those not in journal order are re-pointed too (and theirs after them):
  * applied as written, the fix leaves no collision behind, and these
- * snapshots form one chain in journal order.
+ * snapshots form one chain in journal order.  A generated X that lacks
+ * what Y has would then pass drizzle-kit check and make the next generate
+ * add Y's changes again: for it the fix says so, and what to do instead.
+ * Without describe, only the snapshots are marked (the finding is counted,
+ * not listed) and NULL returned.
  */
 static char *
-collision_fix(DrizzleCheck *check, List *children)
+collision_fix(DrizzleCheck *check, List *children, bool describe)
 {
 	StringInfoData fix;
+	StringInfoData stale;
 	List	   *queue;
 	int			i;
 
 	initStringInfo(&fix);
+	initStringInfo(&stale);
 	check->fix_rounds++;
 	queue = queue_misplaced(check, NIL, children);
 	for (i = 0; i < list_length(queue); i++)
@@ -664,6 +827,12 @@ collision_fix(DrizzleCheck *check, List *children)
 		const char *expected = expected_prev_id(check, child, &parent_file);
 
 		child->in_collision_fix = true;
+		if (!describe)
+		{
+			if (expected)
+				queue = queue_misplaced(check, queue, children_of(check, expected));
+			continue;
+		}
 		if (fix.len > 0)
 			appendStringInfoString(&fix, "; ");
 		if (expected == NULL)
@@ -678,12 +847,22 @@ collision_fix(DrizzleCheck *check, List *children)
 		else
 			appendStringInfo(&fix, "set prevId of %s to \"%s\" (the id of %s)",
 							 child->file->name, expected, parent_file);
+		if (child->migration && child->migration->lacks > 0)
+		{
+			Migration  *m = child->migration;
+			char	   *list;
+
+			(void) snapshot_lacks(check, m, &list);
+			appendStringInfo(&stale, " But %s lacks %s of %s, which %s.sql does not drop, and the next drizzle-kit generate would add them again (snapshot_stale_after_merge): if %s is applied in no database, %s instead of setting its prevId; if a database has applied it, also %s.",
+							 child->file->name, list, parent_file, m->tag, m->tag,
+							 regenerate_fix(m), copy_fix(m, list));
+		}
 		queue = queue_misplaced(check, queue, children_of(check, expected));
 	}
 	if (fix.len == 0)
 		return NULL;
 	fix.data[0] = pg_toupper((unsigned char) fix.data[0]);
-	appendStringInfoString(&fix, ", so that the snapshots form one chain in journal order.");
+	appendStringInfo(&fix, ", so that the snapshots form one chain in journal order.%s", stale.data);
 	return fix.data;
 }
 
@@ -717,11 +896,22 @@ check_collisions(DrizzleCheck *check)
 		Snapshot   *parent = s->parent;
 		StringInfoData detail;
 		ListCell   *lc;
+		bool		describe;
+		char	   *fix;
 
 		/* Once per group of siblings: at its first member. */
 		if (list_length(children) < 2 || linitial(children) != s)
 			continue;
 		check->collision_found = true;
+
+		/* The fix marks the snapshots it re-points, listed or not. */
+		describe = lineage_finding_wanted(check->findings, "snapshot_prev_collision");
+		fix = collision_fix(check, children, describe);
+		if (!describe)
+		{
+			report(check, LINEAGE_ERROR, "snapshot_prev_collision", NULL, NULL, NULL);
+			continue;
+		}
 
 		initStringInfo(&detail);
 		foreach(lc, children)
@@ -749,8 +939,7 @@ check_collisions(DrizzleCheck *check)
 		appendStringInfoString(&detail, ": they were generated on parallel branches from one parent, and drizzle-kit generate refuses to go on.");
 
 		report(check, LINEAGE_ERROR, "snapshot_prev_collision",
-			   collision_label(check, children), detail.data,
-			   collision_fix(check, children));
+			   collision_label(check, children), detail.data, fix);
 	}
 }
 
@@ -829,7 +1018,10 @@ check_cycles(DrizzleCheck *check)
 			 s = s->parent)
 			s->walk = walk;
 
-		if (s && !s->walked && s->walk == walk)
+		if (s && !s->walked && s->walk == walk &&
+			!lineage_finding_wanted(check->findings, "snapshot_prev_cycle"))
+			report(check, LINEAGE_ERROR, "snapshot_prev_cycle", NULL, NULL, NULL);
+		else if (s && !s->walked && s->walk == walk)
 		{
 			StringInfoData members;
 			Snapshot   *member = s;
@@ -871,9 +1063,12 @@ check_heads(DrizzleCheck *check)
 
 		if (s->children != NIL || s->duplicate)
 			continue;			/* not a head, or a duplicate id (reported) */
-		appendStringInfo(&heads, "%s%s", nheads ? ", " : "", s->file->name);
+		if (nheads < LINEAGE_MAX_NAMED)
+			appendStringInfo(&heads, "%s%s", nheads ? ", " : "", s->file->name);
 		nheads++;
 	}
+	if (nheads > LINEAGE_MAX_NAMED)
+		appendStringInfo(&heads, " and %d more", nheads - LINEAGE_MAX_NAMED);
 	if (nheads > 1)
 		report(check, LINEAGE_ERROR, "snapshot_multiple_heads", NULL,
 			   psprintf("%d snapshots are the newest of their chain (%s): the folder holds more than one line of migrations, and drizzle-kit generate diffs against only one.",
@@ -1019,6 +1214,9 @@ static void
 check_custom_snapshots(DrizzleCheck *check)
 {
 	static const char *const other_keys[] = {"enums", "schemas", "sequences", "roles", "policies", "views", NULL};
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext compare = AllocSetContextCreate(caller, "domi lineage snapshot compare",
+												  ALLOCSET_DEFAULT_SIZES);
 	int			i;
 
 	for (i = 1; i < check->nmigrations; i++)
@@ -1033,10 +1231,15 @@ check_custom_snapshots(DrizzleCheck *check)
 		if (!m->custom || m->snapshot == NULL || parent == NULL ||
 			m[-1].position != m->position - 1)
 			continue;
+		MemoryContextReset(compare);
+		MemoryContextSwitchTo(compare);
 		parent_doc = snapshot_doc(check, parent);
 		child_doc = snapshot_doc(check, m->snapshot);
 		if (parent_doc == NULL || child_doc == NULL)
+		{
+			MemoryContextSwitchTo(caller);
 			continue;
+		}
 		initStringInfo(&diff.names);
 		diff.count = 0;
 		diff_tables(&diff, member_object(parent_doc, "tables"),
@@ -1049,7 +1252,10 @@ check_custom_snapshots(DrizzleCheck *check)
 				add_difference(&diff, psprintf("\"%s\" (differs)", *key));
 		}
 		if (diff.count == 0)
+		{
+			MemoryContextSwitchTo(caller);
 			continue;
+		}
 		if (diff.count > MAX_NAMED_DIFFERENCES)
 			appendStringInfo(&diff.names, " and %d more", diff.count - MAX_NAMED_DIFFERENCES);
 		report(check, LINEAGE_ERROR, "custom_snapshot_stale", m->tag,
@@ -1057,6 +1263,32 @@ check_custom_snapshots(DrizzleCheck *check)
 						m->tag, m->snapshot->file->name, parent->file->name, diff.names.data),
 			   psprintf("Copy \"tables\" (and the other schema keys) of %s into %s, keeping its id and setting its prevId to \"%s\".",
 						parent->file->name, m->snapshot->file->name, parent->id));
+		MemoryContextSwitchTo(caller);
+	}
+	MemoryContextDelete(compare);
+}
+
+/* Generated snapshots that lack what the snapshot before them has. */
+static void
+check_stale_snapshots(DrizzleCheck *check)
+{
+	int			i;
+
+	for (i = 0; i < check->nmigrations; i++)
+	{
+		Migration  *m = &check->migrations[i];
+		char	   *list = NULL;
+
+		if (m->lacks == 0)
+			continue;
+		/* Named only for a finding that is listed: it reads both again. */
+		if (lineage_finding_wanted(check->findings, "snapshot_stale_after_merge"))
+			(void) snapshot_lacks(check, m, &list);
+		report(check, LINEAGE_ERROR, "snapshot_stale_after_merge", m->tag,
+			   psprintf("%s was written by drizzle-kit generate, so %s should hold every table and column of %s, the snapshot before it in journal order, except what %s.sql drops; but it lacks %s. It was generated on a branch from an older parent and merged after %s. drizzle-kit check does not see it; a drizzle-kit generate that diffs against it adds them again, and drizzle-kit migrate then fails (\"already exists\").",
+						m->tag, m->snapshot->file->name, m[-1].snapshot->file->name,
+						m->tag, list, m[-1].tag),
+			   stale_fix(check, m, list));
 	}
 }
 
@@ -1291,6 +1523,7 @@ check_database(DrizzleCheck *check, Oid relid)
 	int			i;
 
 	lineage_require_columns(relid, "Drizzle", columns);
+	check->table_known = true;
 	rows = lineage_read_rows(relid, "id::text, hash::text, created_at::bigint::text", 3, "id");
 
 	by_when = whenmap_create(CurrentMemoryContext, Max(check->nmigrations, 16), NULL);
@@ -1414,5 +1647,6 @@ lineage_check_drizzle(LineageFindings *findings, Manifest *manifest, Oid table)
 	check_custom_snapshots(&check);
 	if (OidIsValid(table))
 		check_database(&check, table);
+	check_stale_snapshots(&check);
 	check_empty_custom(&check);
 }

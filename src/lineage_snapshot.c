@@ -13,6 +13,14 @@
  *
  * \u0000 is valid JSON (Node reads it) but no PostgreSQL text: it does not
  * make a snapshot malformed unless it is in one of the three members.
+ *
+ * On request the same walk reads the names of "tables" and of each table's
+ * "columns" (and skips the rest of each table), so that a snapshot can be
+ * compared with the one before it without building either: a snapshot is
+ * read once, and what is kept of it is its names.  A key with an escape in
+ * it there leaves the names unknown (drizzle-kit writes identifiers as
+ * they are; an escape needs a quote, backslash or control character in
+ * one).
  */
 #include "postgres.h"
 
@@ -229,6 +237,131 @@ skip_value(Scan *s)
 	return false;
 }
 
+/* Appends a table to names (in names->context); it takes the columns read next. */
+static SnapshotTable *
+add_table(SnapshotNames *names, const char *key, int keylen, int *capacity)
+{
+	MemoryContext caller = MemoryContextSwitchTo(names->context);
+	SnapshotTable *table;
+
+	if (names->ntables == *capacity)
+	{
+		*capacity = *capacity ? *capacity * 2 : 16;
+		names->tables = names->tables
+			? repalloc(names->tables, sizeof(SnapshotTable) * *capacity)
+			: palloc(sizeof(SnapshotTable) * *capacity);
+	}
+	table = &names->tables[names->ntables++];
+	table->name = pnstrdup(key, keylen);
+	table->ncolumns = 0;
+	table->columns = NULL;
+	MemoryContextSwitchTo(caller);
+	return table;
+}
+
+static void
+add_column(SnapshotNames *names, SnapshotTable *table, const char *key, int keylen,
+		   int *capacity)
+{
+	MemoryContext caller = MemoryContextSwitchTo(names->context);
+
+	if (table->ncolumns == *capacity)
+	{
+		*capacity = *capacity ? *capacity * 2 : 16;
+		table->columns = table->columns
+			? repalloc(table->columns, sizeof(char *) * *capacity)
+			: palloc(sizeof(char *) * *capacity);
+	}
+	table->columns[table->ncolumns++] = pnstrdup(key, keylen);
+	MemoryContextSwitchTo(caller);
+}
+
+/*
+ * At an object's '{': calls each member with the walk at its value; the
+ * member moves past the value.  False when the walk cannot follow (an
+ * escaped key, or what a member says).
+ */
+typedef bool (*MemberWalk) (Scan *s, const char *key, int keylen, void *arg);
+
+static bool
+walk_object(Scan *s, MemberWalk member, void *arg)
+{
+	if (s->p >= s->end || *s->p != '{')
+		return false;
+	s->p++;
+	for (;;)
+	{
+		const char *key;
+		int			keylen;
+		bool		escaped;
+
+		skip_space(s);
+		if (s->p < s->end && *s->p == '}')
+		{
+			s->p++;
+			return true;
+		}
+		if (s->p >= s->end || *s->p != '"' || !scan_string(s, &key, &keylen, &escaped) || escaped)
+			return false;
+		skip_space(s);
+		if (s->p >= s->end || *s->p != ':')
+			return false;
+		s->p++;
+		skip_space(s);
+		if (!member(s, key, keylen, arg))
+			return false;
+		skip_space(s);
+		if (s->p < s->end && *s->p == ',')
+			s->p++;
+	}
+}
+
+typedef struct NamesWalk
+{
+	SnapshotNames *names;
+	SnapshotTable *table;		/* the table whose members are walked */
+	int			table_capacity;
+	int			column_capacity;
+} NamesWalk;
+
+/* A member of "columns": its key is a column name. */
+static bool
+walk_column(Scan *s, const char *key, int keylen, void *arg)
+{
+	NamesWalk  *walk = arg;
+
+	add_column(walk->names, walk->table, key, keylen, &walk->column_capacity);
+	return skip_value(s);
+}
+
+/* A member of a table: "columns" is walked, the rest skipped. */
+static bool
+walk_table_member(Scan *s, const char *key, int keylen, void *arg)
+{
+	NamesWalk  *walk = arg;
+
+	if (keylen == 7 && memcmp(key, "columns", 7) == 0 && s->p < s->end && *s->p == '{')
+	{
+		/* Given twice, the last counts (JSON.parse). */
+		walk->table->ncolumns = 0;
+		return walk_object(s, walk_column, walk);
+	}
+	return skip_value(s);
+}
+
+/* A member of "tables": its key is a table's. */
+static bool
+walk_tables_member(Scan *s, const char *key, int keylen, void *arg)
+{
+	NamesWalk  *walk = arg;
+
+	walk->table = add_table(walk->names, key, keylen, &walk->table_capacity);
+	walk->column_capacity = 0;
+	if (s->p < s->end && *s->p == '{')
+		return walk_object(s, walk_table_member, walk);
+	return skip_value(s);
+}
+
 typedef enum WalkResult
 {
 	WALK_FOUND,					/* the members were read (or are absent) */
@@ -242,7 +375,7 @@ typedef enum WalkResult
  * string is NULL.
  */
 static WalkResult
-walk_header(const char *text, int len, SnapshotHeader *header)
+walk_header(const char *text, int len, SnapshotHeader *header, SnapshotNames *names)
 {
 	Scan		s = {text, text + len};
 
@@ -277,7 +410,18 @@ walk_header(const char *text, int len, SnapshotHeader *header)
 
 		if (member)
 			*member = NULL;
-		if (member && s.p < s.end && *s.p == '"')
+		if (names && keylen == 6 && memcmp(key, "tables", 6) == 0 &&
+			s.p < s.end && *s.p == '{')
+		{
+			NamesWalk	walk = {names, NULL, 0, 0};
+
+			/* Given twice, the last counts (JSON.parse). */
+			names->ntables = 0;
+			names->tables = NULL;
+			if (!walk_object(&s, walk_tables_member, &walk))
+				return WALK_SLOW_PATH;
+		}
+		else if (member && s.p < s.end && *s.p == '"')
 		{
 			const char *value;
 			int			valuelen;
@@ -297,7 +441,8 @@ walk_header(const char *text, int len, SnapshotHeader *header)
 
 bool
 lineage_read_snapshot_header(const char *text, int len, SnapshotHeader *header,
-							 char **problem, MemoryContext scratch)
+							 char **problem, MemoryContext scratch,
+							 SnapshotNames *names)
 {
 	MemoryContext caller = MemoryContextSwitchTo(scratch);
 	JsonLexContext *lex;
@@ -318,13 +463,24 @@ lineage_read_snapshot_header(const char *text, int len, SnapshotHeader *header,
 		return false;
 	}
 
-	walk = walk_header(text, len, header);
+	if (names)
+	{
+		names->known = false;
+		names->ntables = 0;
+		names->tables = NULL;
+	}
+	walk = walk_header(text, len, header, names);
+	if (names)
+		names->known = walk == WALK_FOUND;
 	if (walk == WALK_FOUND)
 		ok = true;
 	else if (walk == WALK_NOT_OBJECT)
 		ok = false;
 	else
 	{
+		/* The names are not read on the slow path: not compared. */
+		if (names)
+			names->ntables = 0;
 		memset(header, 0, sizeof(SnapshotHeader));
 		MemoryContextSwitchTo(scratch);
 		ok = parse_header(text, len, header, problem, caller);

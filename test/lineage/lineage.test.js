@@ -155,7 +155,10 @@ test('a merged migration with an earlier "when": drizzle-kit migrate skips it, d
   fs.cpSync(path.join(HERE, 'fixtures/skipped/after'), s.abs, { recursive: true });
   let r = lineage(s);
   assert.equal(r.status, 1);
-  assert.deepEqual(codes(r), ['error journal_when_not_increasing 0002_tags', 'error pending_skipped_by_migrator 0002_tags']);
+  // The branch's snapshot also lacks main's table comments (it was
+  // generated before it): snapshot_stale_after_merge, taken up at the end.
+  assert.deepEqual(codes(r), ['error journal_when_not_increasing 0002_tags', 'error pending_skipped_by_migrator 0002_tags',
+    'error snapshot_stale_after_merge 0002_tags']);
 
   // Really skipped: migrate succeeds and creates nothing.
   migrate(s);
@@ -170,11 +173,177 @@ test('a merged migration with an earlier "when": drizzle-kit migrate skips it, d
   journal.entries[2].when = Number(fix[1]);
   writeJson(path.join(s.abs, 'meta/_journal.json'), journal);
   r = lineage(s);
-  assert.equal(r.status, 0, r.stdout);
-  assert.deepEqual(codes(r), ['info pending 0002_tags']);
+  assert.deepEqual(codes(r), ['error snapshot_stale_after_merge 0002_tags', 'info pending 0002_tags']);
   migrate(s);
   assert.equal(await exists(), true, 'after the fix drizzle-kit migrate runs 0002_tags');
-  assert.deepEqual(codes(lineage(s)), []);
+
+  // Applied now, so the stale snapshot is mended by copying, as the fix says.
+  r = lineage(s);
+  assert.deepEqual(codes(r), ['error snapshot_stale_after_merge 0002_tags']);
+  applyCopyFix(s, r.findings[0]);
+  r = lineage(s);
+  assert.equal(r.status, 0, r.stdout);
+  assert.deepEqual(codes(r), []);
+});
+
+// drizzle-kit generate from a schema file into the scenario's folder; the
+// SQL files it wrote (none when it found no change).
+function generate(s, schema) {
+  const before = new Set(fs.readdirSync(s.abs));
+  const r = run('npx', ['--no-install', 'drizzle-kit', 'generate', '--dialect=postgresql',
+    `--schema=schema/${schema}.ts`, `--out=${s.dir}`]);
+  assert.equal(r.status, 0, `drizzle-kit generate failed:\n${r.stdout}\n${r.stderr}`);
+  return fs.readdirSync(s.abs).filter((f) => !before.has(f) && f.endsWith('.sql'))
+    .map((f) => ({ name: f, text: fs.readFileSync(path.join(s.abs, f), 'utf8') }));
+}
+
+// snapshot_stale_after_merge's fix for an applied migration, done as a
+// person reads it: copy each named table or column from the snapshot
+// before into the stale one, and set its prevId.
+function applyCopyFix(s, finding) {
+  const m = /copy into "tables" of (meta\/\d+_snapshot\.json), from (meta\/\d+_snapshot\.json), (.*?) \(a table's whole entry; a column's entry into its table's "columns"\), keeping its id, with prevId "([0-9a-f-]+)"/.exec(finding.text);
+  assert.ok(m, finding.text);
+  const [, childFile, parentFile, list, prevId] = m;
+  const child = readJson(path.join(s.abs, childFile));
+  const parent = readJson(path.join(s.abs, parentFile));
+  for (const item of list.split(/, | and /)) {
+    const [kind, name] = item.split(' ');
+    if (kind === 'table') {
+      child.tables[name] = parent.tables[name];
+    } else {
+      const dot = name.lastIndexOf('.');
+      const [table, column] = [name.slice(0, dot), name.slice(dot + 1)];
+      child.tables[table].columns[column] = parent.tables[table].columns[column];
+    }
+  }
+  child.prevId = prevId;
+  writeJson(path.join(s.abs, childFile), child);
+}
+
+// Issue 19: two branches each generated a migration from one parent; after
+// the merge, setting the second snapshot's prevId (all that drizzle-kit's
+// collision asks for) passed drizzle-kit check, and the next generate wrote
+// a duplicate ADD COLUMN "archived_at".
+async function mergedScenario() {
+  const s = await scenario('merged/before');
+  migrate(s);
+  fs.rmSync(s.abs, { recursive: true });
+  fs.cpSync(path.join(HERE, 'fixtures/merged/after'), s.abs, { recursive: true });
+  return s;
+}
+
+const checkFolder = (s) => run('npx', ['--no-install', 'drizzle-kit', 'check', '--dialect=postgresql', `--out=${s.dir}`]);
+
+test('merged generated migrations, not applied: the fix is to generate again, and the next generate writes nothing', async () => {
+  const s = await mergedScenario();
+  const meta = path.join(s.abs, 'meta');
+  let r = lineage(s);
+  assert.equal(r.status, 1, r.stdout);
+  assert.deepEqual(codes(r), ['error snapshot_prev_collision 0002_edited', 'error snapshot_stale_after_merge 0002_edited',
+    'info pending 0002_edited']);
+  // The collision's fix says that re-pointing is not enough, and what to do.
+  assert.match(r.findings[0].text, /Fix: Set prevId of meta\/0002_snapshot\.json to "[0-9a-f-]+" \(the id of meta\/0001_snapshot\.json\), so that the snapshots form one chain in journal order\. But meta\/0002_snapshot\.json lacks column public\.conversations\.archived_at of meta\/0001_snapshot\.json, .* if 0002_edited is applied in no database, delete 0002_edited\.sql, meta\/0002_snapshot\.json and the entry of 0002_edited in meta\/_journal\.json, and run drizzle-kit generate again .* instead of setting its prevId/);
+  assert.match(r.findings[1].text, /lacks column public\.conversations\.archived_at\./);
+
+  // What the team did: only the prevId.  drizzle-kit check is satisfied,
+  // domi-lineage is not, and the next generate proves it right.
+  const saved = Object.fromEntries(['0002_snapshot.json', '_journal.json'].map((f) => [f, fs.readFileSync(path.join(meta, f))]));
+  const child = readJson(path.join(meta, '0002_snapshot.json'));
+  child.prevId = readJson(path.join(meta, '0001_snapshot.json')).id;
+  writeJson(path.join(meta, '0002_snapshot.json'), child);
+  assert.equal(checkFolder(s).status, 0, 'drizzle-kit check sees nothing wrong');
+  r = lineage(s);
+  assert.equal(r.status, 1, r.stdout);
+  assert.deepEqual(codes(r), ['error snapshot_stale_after_merge 0002_edited', 'info pending 0002_edited']);
+  const duplicate = generate(s, 'chat-both');
+  assert.equal(duplicate.length, 1);
+  assert.match(duplicate[0].text, /ADD COLUMN "archived_at"/, 'the stale snapshot makes generate add archived_at again');
+  // Undo that generate and the prevId edit.
+  for (const f of fs.readdirSync(meta)) if (!['0000_snapshot.json', '0001_snapshot.json'].includes(f)) fs.rmSync(path.join(meta, f));
+  fs.rmSync(path.join(s.abs, duplicate[0].name));
+  for (const [f, text] of Object.entries(saved)) fs.writeFileSync(path.join(meta, f), text);
+  assert.deepEqual(codes(lineage(s)), ['error snapshot_prev_collision 0002_edited', 'error snapshot_stale_after_merge 0002_edited',
+    'info pending 0002_edited']);
+
+  // The fix of snapshot_stale_after_merge, as written for a migration not applied.
+  r = lineage(s);
+  const fix = /Fix: It is not applied here; if no other database has applied it either: delete (\S+\.sql), (meta\/\S+\.json) and the entry of (\S+) in meta\/_journal\.json, and run drizzle-kit generate again/.exec(r.findings[1].text);
+  assert.ok(fix, r.findings[1].text);
+  fs.rmSync(path.join(s.abs, fix[1]));
+  fs.rmSync(path.join(s.abs, fix[2]));
+  const journal = readJson(path.join(meta, '_journal.json'));
+  journal.entries = journal.entries.filter((e) => e.tag !== fix[3]);
+  writeJson(path.join(meta, '_journal.json'), journal);
+  const regenerated = generate(s, 'chat-both');
+  assert.equal(regenerated.length, 1);
+  assert.match(regenerated[0].text, /ADD COLUMN "edited_at"/);
+  assert.doesNotMatch(regenerated[0].text, /archived_at/);
+  const tag = regenerated[0].name.replace(/\.sql$/, '');
+  assert.deepEqual(codes(lineage(s)), [`info pending ${tag}`]);
+
+  migrate(s);
+  assert.deepEqual(generate(s, 'chat-both'), [], 'the next drizzle-kit generate writes no migration');
+  r = lineage(s);
+  assert.equal(r.status, 0, r.stdout);
+  assert.deepEqual(codes(r), []);
+});
+
+test('merged generated migrations, both applied: the fix is to copy what the snapshot lacks, and the next generate writes nothing', async () => {
+  const s = await mergedScenario();
+  migrate(s);
+  let r = lineage(s);
+  assert.equal(r.status, 1, r.stdout);
+  assert.deepEqual(codes(r), ['error snapshot_prev_collision 0002_edited', 'error snapshot_stale_after_merge 0002_edited']);
+  assert.match(r.findings[1].text, /Fix: It is applied, so keep it and copy into "tables" of meta\/0002_snapshot\.json, from meta\/0001_snapshot\.json, column public\.conversations\.archived_at /);
+
+  applyCopyFix(s, r.findings[1]);
+  r = lineage(s);
+  assert.equal(r.status, 0, r.stdout);
+  assert.deepEqual(codes(r), []);
+  assert.equal(checkFolder(s).status, 0);
+  assert.deepEqual(generate(s, 'chat-both'), [], 'the next drizzle-kit generate writes no migration');
+});
+
+test('--fail-on warning: a pending empty --custom placeholder fails the check', async () => {
+  const s = await scenario('placeholder');
+  let r = lineage(s);
+  assert.equal(r.status, 0, 'warnings do not fail by default');
+  assert.deepEqual(codes(r), ['warning custom_migration_empty 0001_seed', 'info no_migrations_table -']);
+  r = lineage(s, ['--fail-on', 'warning']);
+  assert.equal(r.status, 1, r.stdout);
+  assert.deepEqual(codes(r), ['warning custom_migration_empty 0001_seed', 'info no_migrations_table -']);
+  assert.equal(lineage(s, ['--fail-on', 'error']).status, 0);
+  // Once its SQL is written, the warning is gone and so is the failure.
+  fs.appendFileSync(path.join(s.abs, '0001_seed.sql'), "\nINSERT INTO users (name) VALUES ('admin');\n");
+  r = lineage(s, ['--fail-on', 'warning']);
+  assert.equal(r.status, 0, r.stdout);
+  for (const args of [['--fail-on', 'info'], ['--fail-on'], ['--max-findings', '-1'], ['--max-findings', 'x']]) {
+    const bad = run(CLIENT, [...args, s.abs], { PGDATABASE: s.database });
+    assert.equal(bad.status, 2, `${args.join(' ')}: ${bad.stdout}${bad.stderr}`);
+    assert.match(bad.stderr, /Usage: domi-lineage/);
+  }
+});
+
+test('many findings: a few listed per code, a summary row for the rest, and totals that count them all', async () => {
+  const s = await scenario('clean');
+  const journal = readJson(path.join(s.abs, 'meta/_journal.json'));
+  const last = journal.entries[journal.entries.length - 1];
+  for (let i = 1; i <= 150; i++) {
+    journal.entries.push({ ...last, idx: last.idx + i, when: last.when + i, tag: `${String(last.idx + i).padStart(4, '0')}_lost` });
+  }
+  writeJson(path.join(s.abs, 'meta/_journal.json'), journal);
+  let r = lineage(s, ['--max-findings', '5']);
+  assert.equal(r.status, 1);
+  const missing = r.findings.filter((f) => f.code === 'migration_file_missing');
+  assert.equal(missing.length, 6);
+  assert.equal(missing[5].migration, undefined);
+  assert.match(missing[5].text, /^145 more migration_file_missing findings left out: only the first 5 of 150 are listed\./);
+  assert.equal(r.findings.filter((f) => f.code === 'snapshot_missing').length, 6);
+  assert.match(r.summary, /^domi-lineage: 150 errors, 150 warnings, 1 info in /);
+  // The default: 100 listed.
+  r = lineage(s);
+  assert.equal(r.findings.filter((f) => f.code === 'migration_file_missing').length, 101);
+  assert.match(r.summary, /^domi-lineage: 150 errors, 150 warnings, 1 info in /);
 });
 
 test('edited after it ran, and a row applied from elsewhere', async () => {

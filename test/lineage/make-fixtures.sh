@@ -16,6 +16,10 @@
 #   skipped/before  0000_init, 0001_comments: what staging has applied
 #   skipped/after   + 0002_tags, from a branch generated before 0001_comments
 #                (an earlier "when"), merged with its prevId re-chained
+#   merged/before  0000_init, 0001_archived (conversations.archived_at): main
+#   merged/after   + 0002_edited (messages.edited_at), generated on a branch
+#                from 0000 and merged with its prevId still on 0000: a
+#                collision, and a generated snapshot without archived_at
 set -euo pipefail
 cd "$(dirname "$0")"
 [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
@@ -60,5 +64,13 @@ gen "$work/s-main" comments comments
 mkdir -p fixtures/skipped
 cp -r "$work/s-main" fixtures/skipped/before
 node merge-branch.js "$work/s-main" "$work/s-branch" 0001_tags 0002_tags fixtures/skipped/after --rechain
+
+gen "$work/c-main" chat init
+cp -r "$work/c-main" "$work/c-branch"
+gen "$work/c-main" chat-archived archived
+gen "$work/c-branch" chat-edited edited
+mkdir -p fixtures/merged
+cp -r "$work/c-main" fixtures/merged/before
+node merge-branch.js "$work/c-main" "$work/c-branch" 0001_edited 0002_edited fixtures/merged/after
 
 echo "fixtures written by drizzle-kit $(npx --no-install drizzle-kit --version 2>/dev/null | sed -n 's/^drizzle-kit: //p')"
