@@ -96,7 +96,7 @@ SELECT domi.adopt_ddl(id, 'now in 0001_hotfix.sql') FROM domi.ddl_ledger WHERE c
 SELECT domi.adopt_ddl(id, 'again') FROM domi.ddl_ledger WHERE command_tag = 'CREATE FUNCTION';
 SELECT adopted_by = session_user AS by_me, adopt_note FROM domi.ddl_ledger WHERE adopted_at IS NOT NULL;
 SELECT count(*) AS findings FROM domi.ddl_ledger_findings();
-SELECT domi.adopt_ddl(gen_random_uuid(), 'x');
+SELECT domi.adopt_ddl('00000000-0000-0000-0000-000000000000', 'x');
 SELECT domi.adopt_ddl(id, ' ') FROM domi.ddl_ledger WHERE command_tag = 'CREATE FUNCTION';
 SELECT domi.prune_ddl_ledger('-1 day');
 
