@@ -128,7 +128,23 @@ REVOKE ALL ON FUNCTION domi._ledger_migration_row() FROM PUBLIC;
 -- Track a migrations table: its inserts mark their transactions in-chain.
 -- Owner-only.  The ledger calls the internal variant by itself when a
 -- statement creates a table named __drizzle_migrations or
--- _prisma_migrations; it never fails the user's statement.
+-- _prisma_migrations; it never fails the user's statement.  The trigger is
+-- internal (src/ledger.c): pg_dump leaves it out, so a restore does not
+-- collide with the one the restored CREATE TABLE gets; a table of another
+-- name needs domi.track_migrations() again after a restore.
+CREATE FUNCTION domi._ledger_track(tbl regclass) RETURNS void
+	LANGUAGE C STRICT
+	AS 'MODULE_PATHNAME', 'domi_ledger_track';
+REVOKE ALL ON FUNCTION domi._ledger_track(regclass) FROM PUBLIC;
+
+CREATE FUNCTION domi._ledger_tracked(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_trigger t
+		WHERE t.tgrelid = tbl AND t.tgfoid = 'domi._ledger_migration_row()'::regprocedure)
+$$;
+
 CREATE FUNCTION domi.track_migrations(tbl regclass) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -137,12 +153,13 @@ BEGIN
 	IF tbl IS NULL THEN
 		RAISE EXCEPTION 'migrations table must not be null' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-			WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl AND t.tgname OPERATOR(pg_catalog.=) 'domi_ledger_migrations') THEN
+	IF NOT pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE') THEN
+		RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	IF domi._ledger_tracked(tbl) THEN
 		RETURN false;
 	END IF;
-	EXECUTE pg_catalog.format('CREATE TRIGGER domi_ledger_migrations AFTER INSERT OR UPDATE ON %s'
-		' FOR EACH ROW EXECUTE FUNCTION domi._ledger_migration_row()', tbl);
+	PERFORM domi._ledger_track(tbl);
 	RETURN true;
 END
 $$;
@@ -150,16 +167,10 @@ REVOKE ALL ON FUNCTION domi.track_migrations(regclass) FROM PUBLIC;
 COMMENT ON FUNCTION domi.track_migrations(regclass) IS 'record the transactions that insert into this migrations table, so that their DDL counts as in-chain; true if newly tracked';
 
 CREATE FUNCTION domi._ledger_track_created(tbl oid) RETURNS void
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-BEGIN
-	PERFORM domi.track_migrations(tbl::regclass);
-EXCEPTION WHEN insufficient_privilege THEN
-	-- The extension owner may not put triggers on this table: the user's
-	-- CREATE TABLE goes on; domi.track_migrations() can be called later.
-	NULL;
-END
+	SELECT domi._ledger_track(tbl::regclass) WHERE NOT domi._ledger_tracked(tbl::regclass)
 $$;
 REVOKE ALL ON FUNCTION domi._ledger_track_created(oid) FROM PUBLIC;
 
@@ -176,7 +187,7 @@ AS $$
 			FROM pg_trigger t
 			JOIN pg_class c ON c.oid = t.tgrelid
 			JOIN pg_namespace n ON n.oid = c.relnamespace
-			WHERE t.tgname = 'domi_ledger_migrations'
+			WHERE t.tgfoid = 'domi._ledger_migration_row()'::regprocedure
 			  AND ((o->>'type' = 'schema' AND o->>'identity' = quote_ident(n.nspname))
 				OR (o->>'type' IN ('table', 'sequence', 'index')
 					AND (to_regclass(o->>'identity') = c.oid

@@ -39,6 +39,9 @@
  * _prisma_migrations) that a statement creates is tracked right away: the
  * SQL function domi._ledger_track_created() puts a row trigger on it that
  * records the transactions that insert migrations (domi._migration_xacts).
+ * The trigger is internal (like a foreign key's), so pg_dump leaves it out
+ * and the restore's CREATE TABLE of the migrations table tracks it anew,
+ * instead of failing on the dumped trigger's name.
  */
 #include "postgres.h"
 
@@ -48,6 +51,11 @@
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
+#include "catalog/pg_trigger.h"
+#include "access/xact.h"
+#include "nodes/makefuncs.h"
+#include "nodes/value.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -66,6 +74,7 @@
 
 PG_FUNCTION_INFO_V1(domi_ledger_ddl_end);
 PG_FUNCTION_INFO_V1(domi_ledger_sql_drop);
+PG_FUNCTION_INFO_V1(domi_ledger_track);
 
 #define LEDGER_SCHEMA	"domi"
 #define LEDGER_TABLE	"_ddl_ledger"
@@ -375,5 +384,37 @@ domi_ledger_sql_drop(PG_FUNCTION_ARGS)
 	pending_drops = drops;
 	pending_drops_seq = current_seq();
 	pending_drops_lxid = MyProc->lxid;
+	PG_RETURN_VOID();
+}
+
+/*
+ * domi._ledger_track(tbl regclass): the internal row trigger on a migrations
+ * table.  Internal triggers skip CreateTrigger's privilege checks, so the
+ * SQL callers decide who may (domi.track_migrations is not granted to
+ * PUBLIC; the ledger calls it for tables that a statement just created).
+ * Not recorded in the ledger: no utility statement runs.
+ */
+Datum
+domi_ledger_track(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *relname = get_rel_name(relid);
+	CreateTrigStmt *stmt;
+
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+
+	stmt = makeNode(CreateTrigStmt);
+	stmt->trigname = "domi_ledger_migrations";
+	stmt->relation = makeRangeVar(get_namespace_name(get_rel_namespace(relid)), relname, -1);
+	stmt->funcname = list_make2(makeString(LEDGER_SCHEMA), makeString("_ledger_migration_row"));
+	stmt->row = true;
+	stmt->timing = TRIGGER_TYPE_AFTER;
+	stmt->events = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
+	(void) CreateTrigger(stmt, NULL, relid, InvalidOid, InvalidOid, InvalidOid,
+						 InvalidOid, InvalidOid, NULL, true, false);
+	CommandCounterIncrement();
 	PG_RETURN_VOID();
 }

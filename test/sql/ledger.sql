@@ -70,7 +70,11 @@ DROP SCHEMA ledger_app_s CASCADE;
 SELECT domi.prune_ddl_ledger('0') >= 0 AS emptied;
 CREATE SCHEMA drizzle;
 CREATE TABLE drizzle.__drizzle_migrations (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint);
-SELECT tgname FROM pg_trigger WHERE tgrelid = 'drizzle.__drizzle_migrations'::regclass;
+SELECT tgname LIKE 'domi_ledger_migrations%' AS tracked, tgisinternal FROM pg_trigger
+WHERE tgrelid = 'drizzle.__drizzle_migrations'::regclass;
+-- A migrations table of another name is tracked on request.
+CREATE TABLE app_migrations (LIKE drizzle.__drizzle_migrations INCLUDING ALL);
+SELECT domi.track_migrations('app_migrations'), domi.track_migrations('app_migrations');
 BEGIN;
 CREATE TABLE ledger_users (id serial PRIMARY KEY, name text NOT NULL);
 INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('h0', 1);
@@ -168,7 +172,7 @@ SELECT count(*) FROM domi.schema_drift('{}');
 SELECT count(*) FROM domi.schema_drift(NULL);
 
 -- Clean up, and leave the ledger empty for the files that follow.
-DROP TABLE ledger_drift, ledger_users, ledger_a, ledger_b, ledger_k, "PrismaUser", "PrismaLater", _prisma_migrations CASCADE;
+DROP TABLE app_migrations, ledger_drift, ledger_users, ledger_a, ledger_b, ledger_k, "PrismaUser", "PrismaLater", _prisma_migrations CASCADE;
 DROP TYPE ledger_mood;
 DROP EXTENSION citext;
 DROP FUNCTION ledger_import(), ledger_hotfix();
