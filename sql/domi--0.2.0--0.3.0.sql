@@ -174,6 +174,13 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION domi._ledger_track_created(oid) FROM PUBLIC;
 
+-- An update from 0.2.0 tracks the migrations tables that exist already.
+SELECT domi._ledger_track(c.oid)
+FROM pg_catalog.pg_class c
+WHERE c.relname OPERATOR(pg_catalog.=) ANY (ARRAY['__drizzle_migrations', '_prisma_migrations']::pg_catalog.name[])
+  AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+  AND NOT domi._ledger_tracked(c.oid);
+
 -- The migrator's own bookkeeping is in-chain: creating a tracked migrations
 -- table, its sequence and index, and its schema.
 CREATE FUNCTION domi._ledger_bookkeeping(objects jsonb) RETURNS boolean

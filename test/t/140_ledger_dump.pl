@@ -63,5 +63,20 @@ command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('dst_custom')
 	'the custom dump restores with pg_restore');
 check_restored('dst_custom', 'pg_restore');
 
+# An update from 0.2.0 tracks the migrations table that exists already.
+$node->safe_psql('postgres', 'CREATE DATABASE upgraded');
+$node->safe_psql('upgraded', q{
+	CREATE EXTENSION domi VERSION '0.2.0';
+	CREATE SCHEMA drizzle;
+	CREATE TABLE drizzle.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL, created_at bigint);
+	ALTER EXTENSION domi UPDATE;
+	BEGIN;
+	CREATE TABLE after_update (x int);
+	INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('h9', 9);
+	COMMIT;
+});
+is($node->safe_psql('upgraded', q{SELECT in_chain, migration FROM domi.ddl_ledger WHERE statement LIKE 'CREATE TABLE after_update%'}),
+	't|h9', 'after ALTER EXTENSION UPDATE the existing migrations table is tracked');
+
 $node->stop;
 done_testing();
