@@ -73,8 +73,8 @@ CREATE TABLE domi._ddl_ledger (
 	adopted_at timestamptz,
 	adopt_note text
 );
-CREATE INDEX _ddl_ledger_xid ON domi._ddl_ledger (xid);
-CREATE INDEX _ddl_ledger_at ON domi._ddl_ledger (at);
+-- No other index: every DDL statement pays for each one, and readers look
+-- up _migration_xacts by xid, not the ledger.
 REVOKE ALL ON domi._ddl_ledger FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('domi._ddl_ledger', '');
 COMMENT ON TABLE domi._ddl_ledger IS 'DDL ledger: read domi.ddl_ledger instead';
@@ -381,6 +381,7 @@ BEGIN
 		WHEN 'smallserial' THEN 'smallint' WHEN 'serial2' THEN 'smallint'
 		WHEN 'char' THEN 'character' ELSE base END;
 	IF type_schema IS NOT NULL AND type_schema <> '' THEN
+		base := regexp_replace(base, '^.*\.', '');	-- "app.mood" or "mood"
 		RETURN EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 			WHERE t.oid = live_elem AND n.nspname = type_schema AND t.typname = btrim(base, '"'));
 	END IF;

@@ -103,7 +103,9 @@ static LocalTransactionId pending_drops_lxid = InvalidLocalTransactionId;
 /* Set while we run our own SPI queries: DDL they cause is not recorded. */
 static bool ledger_busy = false;
 
+/* Kept for the life of the backend: planning them per statement costs more than running them. */
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr drops_plan = NULL;
 
 static void
 ledger_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -347,6 +349,12 @@ domi_ledger_ddl_end(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+static const char drops_query[] =
+"SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+"  'type', d.object_type, 'identity', d.object_identity, 'dropped', true))::pg_catalog.text"
+" FROM pg_catalog.pg_event_trigger_dropped_objects() d"
+" WHERE d.original OR d.normal";
+
 /*
  * sql_drop: the dropped objects, kept for the statement's ddl_command_end.
  * Read in the caller's own right: pg_event_trigger_dropped_objects() needs
@@ -364,10 +372,17 @@ domi_ledger_sql_drop(PG_FUNCTION_ARGS)
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute("SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
-					  "'type', d.object_type, 'identity', d.object_identity, 'dropped', true))::pg_catalog.text"
-					  " FROM pg_catalog.pg_event_trigger_dropped_objects() d"
-					  " WHERE d.original OR d.normal", true, 1);
+	if (drops_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(drops_query, 0, NULL);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		drops_plan = plan;
+	}
+	ret = SPI_execute_plan(drops_plan, NULL, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 1)
