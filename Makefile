@@ -37,6 +37,14 @@ OBJS += \
 	src/lineage_findings.o \
 	src/lineage_prisma.o
 
+# Schema truth: the DDL ledger (src/ledger*.c)
+OBJS += \
+	src/ledger.o \
+	src/ledger_redact.o \
+	src/ledger_lineage.o
+src/ledger.o src/ledger_redact.o: src/ledger.h
+src/ledger_lineage.o src/lineage.o: src/ledger_lineage.h src/lineage.h
+
 DATA = $(wildcard sql/domi--*.sql)
 
 TESTS = $(sort $(wildcard test/sql/*.sql))

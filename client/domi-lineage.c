@@ -4,7 +4,7 @@
  *		migrated: sends the folder's files to domi.lineage_check() and prints
  *		the findings for a person.
  *
- *	domi-lineage [--prisma] [--migrations-table NAME] [-d CONNSTR]
+ *	domi-lineage [--prisma] [--schema-truth] [--migrations-table NAME] [-d CONNSTR]
  *				 [--fail-on error|warning] [--max-findings N] [--] DIR
  *
  * DIR is a drizzle-kit "out" folder (meta/_journal.json, meta/NAME.json,
@@ -461,13 +461,15 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-			"Usage: %s [--prisma] [--migrations-table NAME] [-d CONNSTR]\n"
+			"Usage: %s [--prisma] [--schema-truth] [--migrations-table NAME] [-d CONNSTR]\n"
 			"       [--fail-on error|warning] [--max-findings N] [--] DIR\n"
 			"\n"
 			"Checks the migrations folder DIR (drizzle-kit's, or prisma/migrations with\n"
 			"--prisma) and the database's record of what ran, with domi.lineage_check().\n"
 			"\n"
 			"  --prisma                 DIR is a Prisma migrations folder\n"
+			"  --schema-truth           also the live schema's drift from the newest applied\n"
+			"                           snapshot and DDL run outside migrations (domi.ddl_ledger)\n"
 			"  --migrations-table NAME  the migrations table (default drizzle.__drizzle_migrations,\n"
 			"                           or _prisma_migrations with --prisma)\n"
 			"  -d, --dbname CONNSTR     connection string or URI (default: PG* environment)\n"
@@ -561,6 +563,7 @@ main(int argc, char **argv)
 	bool		prisma = false;
 	bool		fail_on_warning = false;
 	const char *max_findings = NULL;
+	bool		schema_truth = false;
 	Folder		folder;
 	PGconn	   *conn;
 	PGresult   *res;
@@ -573,6 +576,8 @@ main(int argc, char **argv)
 	{
 		if (strcmp(argv[i], "--prisma") == 0)
 			prisma = true;
+		else if (strcmp(argv[i], "--schema-truth") == 0)
+			schema_truth = true;
 		else if (strcmp(argv[i], "--migrations-table") == 0 && i + 1 < argc)
 			table = argv[++i];
 		else if ((strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--dbname") == 0) && i + 1 < argc)
@@ -610,7 +615,11 @@ main(int argc, char **argv)
 	memset(&folder, 0, sizeof(folder));
 	folder.dir = dir;
 	folder.prisma = prisma;
-	buffer_puts(&folder.manifest, prisma ? "{\"format\":\"prisma\",\"files\":{" : "{\"format\":\"drizzle\",\"files\":{");
+	buffer_puts(&folder.manifest, prisma ? "{\"format\":\"prisma\"," : "{\"format\":\"drizzle\",");
+	/* drift and out-of-chain DDL too (docs/schema-truth.md) */
+	if (schema_truth)
+		buffer_puts(&folder.manifest, "\"schema_truth\":true,");
+	buffer_puts(&folder.manifest, "\"files\":{");
 	if (prisma)
 		add_prisma_files(&folder);
 	else

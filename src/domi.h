@@ -78,4 +78,7 @@ extern void domi_tenancy_init(void);
 /* guard.c: the drop guard (domi.allow_drop, protected columns, event triggers) */
 extern void domi_guard_init(void);
 
+/* ledger.c: the DDL ledger (domi.ddl_ledger setting, statement hook, event triggers) */
+extern void domi_ledger_init(void);
+
 #endif							/* DOMI_H */

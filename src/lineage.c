@@ -46,6 +46,7 @@
 #include "utils/memutils.h"
 
 #include "lineage.h"
+#include "ledger_lineage.h"
 
 PG_FUNCTION_INFO_V1(domi_lineage_check);
 
@@ -411,6 +412,8 @@ domi_lineage_check(PG_FUNCTION_ARGS)
 		lineage_check_drizzle(&findings, manifest, table);
 	else
 		lineage_check_prisma(&findings, manifest, table);
+	/* schema truth (ledger_lineage.c): only with "schema_truth": true */
+	ledger_lineage_findings(&findings, PG_GETARG_JSONB_P(0), table);
 
 	MemoryContextSwitchTo(caller);
 	lineage_emit_findings(&findings, rsinfo->setResult, rsinfo->setDesc);
