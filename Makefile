@@ -21,7 +21,8 @@ OBJS = \
 	src/keyring.o \
 	src/rekey.o \
 	src/tenancy.o \
-	src/guard.o
+	src/guard.o \
+	src/citus.o
 
 # Migration lineage (src/lineage*.c)
 OBJS += \

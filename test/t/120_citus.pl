@@ -1,0 +1,106 @@
+# domi on a Citus cluster (a coordinator and two workers, domi on each with
+# one root key): the tenant policy on distributed tables, the tenant context
+# on the workers, the tenant lookups over a distributed memberships table,
+# and the keyring as one for the cluster.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DomiKeyring;
+use CitusCluster;
+
+my ($coord, $w1, $w2) = citus_cluster_or_skip();
+
+my $a = 'aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa';
+my $b = 'bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb';
+
+sub coord { return $coord->safe_psql('postgres', shift) }
+
+sub as_app
+{
+	my ($sql) = @_;
+	return $coord->safe_psql('postgres', "SET ROLE domi_app;\n$sql");
+}
+
+is($w1->safe_psql('postgres',
+		q{SELECT extversion FROM pg_extension WHERE extname = 'domi'}),
+	coord(q{SELECT extversion FROM pg_extension WHERE extname = 'domi'}),
+	'domi is created on the workers too');
+
+coord(q{
+	CREATE ROLE domi_app LOGIN;
+	SET domi.rls_guard = off;
+	CREATE TABLE notes (tenant_id uuid NOT NULL, id int NOT NULL, body text);
+	SELECT create_distributed_table('notes', 'tenant_id');
+});
+# 1. The policy on a distributed table, and on a table that is distributed
+# after it got the policy.
+my ($ret, $out, $err) = $coord->psql('postgres', q{SELECT domi.enable_tenant_rls('notes')});
+is($ret, 0, 'enable_tenant_rls on a distributed table') or diag($err);
+coord(q{
+	SET domi.rls_guard = off;
+	CREATE TABLE later (tenant_id uuid NOT NULL, n int);
+	SELECT domi.enable_tenant_rls('later');
+});
+($ret, $out, $err) = $coord->psql('postgres',
+	q{SELECT create_distributed_table('later', 'tenant_id')});
+is($ret, 0, 'a table with domi\'s policy can be distributed') or diag($err);
+
+# The shards carry the plain policy, ENABLE and FORCE.
+is($w1->safe_psql('postgres', q{
+	SET citus.override_table_visibility = off;
+	SELECT count(*) FILTER (WHERE p.qual = '(tenant_id = domi.current_tenant())'
+			AND p.with_check = '(tenant_id = domi.current_tenant())'
+			AND c.relrowsecurity AND c.relforcerowsecurity) || '/' || count(*)
+		FROM pg_policies p
+		JOIN pg_class c ON c.relname = p.tablename
+		JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname
+		WHERE p.tablename ~ '^(notes|later)_[0-9]+$'
+}), '4/4', 'the shards on a worker carry the plain policy, enabled and forced');
+
+coord(qq{
+	GRANT SELECT, INSERT, UPDATE, DELETE ON notes, later TO domi_app;
+	INSERT INTO notes SELECT '$a', g, 'a' || g FROM generate_series(1, 5) g;
+	INSERT INTO notes SELECT '$b', g, 'b' || g FROM generate_series(1, 3) g;
+});
+
+# 2. The tenant context reaches the workers.
+is(as_app(qq{BEGIN; SELECT domi.set_tenant('$a') \\g /dev/null
+	SELECT count(*) FROM notes; COMMIT;}),
+	'5', 'set_tenant reaches the workers: the tenant\'s rows, no others');
+is(as_app(q{BEGIN; SELECT count(*) FROM notes; COMMIT;}),
+	'0', 'no tenant: no rows (fails closed)');
+is(as_app(qq{BEGIN;
+	SELECT count(*) FROM notes \\g /dev/null
+	SELECT domi.set_tenant('$b') \\g /dev/null
+	SELECT count(*) FROM notes; COMMIT;}),
+	'3', 'set_tenant reaches connections the transaction had opened before');
+is(as_app(qq{BEGIN;
+	SET LOCAL citus.propagate_set_commands = 'local';
+	SET LOCAL domi.tenant_id = '$a';
+	SELECT count(*) FROM notes \\g /dev/null
+	SELECT domi.set_tenant('$b') \\g /dev/null
+	SELECT count(*) FROM notes; COMMIT;}),
+	'3', 'set_tenant after a propagated SET LOCAL changes the workers too');
+is(as_app(qq{BEGIN; SELECT domi.set_tenant('$a') \\g /dev/null
+	SELECT domi.set_tenant(NULL) \\g /dev/null
+	SELECT count(*) FROM notes; COMMIT;}),
+	'0', 'set_tenant(NULL) clears the tenant on the workers');
+is(as_app(qq{BEGIN; SELECT domi.set_tenant('$a') \\g /dev/null
+	SHOW citus.propagate_set_commands; COMMIT;}),
+	'none', 'citus.propagate_set_commands is left as it was');
+($ret, $out, $err) = $coord->psql('postgres', qq{SET ROLE domi_app; BEGIN;
+	SELECT domi.set_tenant('$a') \\g /dev/null
+	INSERT INTO notes VALUES ('$b', 99, 'cross'); COMMIT;});
+like($err, qr/violates row-level security policy/,
+	'a write into another tenant is refused on the worker');
+is(as_app(qq{BEGIN; SELECT domi.set_tenant('$a') \\g /dev/null
+	INSERT INTO notes VALUES ('$a', 6, 'a6');
+	UPDATE notes SET body = 'changed';
+	SELECT count(*) FROM notes WHERE body = 'changed'; COMMIT;}),
+	'6', 'writes under the tenant reach its rows');
+is(coord(q{SELECT count(*) FROM notes WHERE body = 'changed'}),
+	'6', 'and no other tenant\'s rows');
+
+done_testing();
