@@ -103,4 +103,37 @@ is(as_app(qq{BEGIN; SELECT domi.set_tenant('$a') \\g /dev/null
 is(coord(q{SELECT count(*) FROM notes WHERE body = 'changed'}),
 	'6', 'and no other tenant\'s rows');
 
+# 3. The tenant lookups over distributed tables, with the index the README
+# recommends: on the coordinator that index belongs to the empty local
+# shell of the table, so the lookups must not read it.
+coord(qq{
+	SET domi.rls_guard = off;
+	CREATE TABLE tenants (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text);
+	CREATE TABLE memberships (user_id text NOT NULL, tenant_id uuid NOT NULL,
+		created_at timestamptz NOT NULL DEFAULT now());
+	CREATE INDEX memberships_lookup ON memberships (user_id, created_at, tenant_id);
+	SELECT create_distributed_table('tenants', 'id');
+	SELECT create_distributed_table('memberships', 'tenant_id', colocate_with => 'tenants');
+	INSERT INTO tenants VALUES ('$a', 'A'), ('$b', 'B');
+	INSERT INTO memberships VALUES ('u1', '$a', '2024-01-01'), ('u1', '$b', '2024-02-01'),
+		('u2', '$b', '2024-01-01');
+	SELECT domi.configure_tenancy('memberships', tenants => 'tenants');
+	GRANT EXECUTE ON FUNCTION domi.user_tenant(text), domi.is_member(text, uuid),
+		domi.enter_tenant(text, uuid), domi.bootstrap_tenant(text, jsonb) TO domi_app;
+});
+is(as_app(q{SELECT domi.user_tenant('u1')}), $a, 'user_tenant reads the shards');
+is(as_app(qq{SELECT domi.is_member('u1', '$b')::text || domi.is_member('u2', '$a')::text}),
+	'truefalse', 'is_member reads the shards');
+is(as_app(q{SELECT domi.bootstrap_tenant('u1')}), $a,
+	'bootstrap_tenant returns the tenant the user has');
+is(coord(q{SELECT (SELECT count(*) FROM tenants) || ' ' || (SELECT count(*) FROM memberships)}),
+	'2 3', 'and creates no second tenant nor membership');
+is(as_app(qq{BEGIN; SELECT domi.enter_tenant('u1', '$b') \\g /dev/null
+	SELECT count(*) FROM notes; COMMIT;}),
+	'3', 'enter_tenant reaches the workers');
+my $new = as_app(q{SELECT domi.bootstrap_tenant('u3', '{"name": "C"}')});
+is(coord(qq{SELECT name FROM tenants WHERE id = '$new'}), 'C',
+	'bootstrap_tenant creates a tenant in the distributed table');
+is(as_app(q{SELECT domi.user_tenant('u3')}), $new, 'and its membership');
+
 done_testing();
