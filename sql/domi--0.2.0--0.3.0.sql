@@ -136,3 +136,36 @@ BEGIN
 	END LOOP;
 END;
 $$;
+
+-- One keyring for the cluster.  Citus runs domi.encrypt/decrypt on whichever
+-- node holds a shard, and each node has its own domi.tenant_keys: a value
+-- encrypted on one node could not be opened on another, and two nodes could
+-- each make a different first key for the same tenant.  As a Citus reference
+-- table, domi.tenant_keys has one copy on every node, written on all of them
+-- in one transaction, and its unique keys hold across the cluster.  Run once
+-- on the coordinator after the workers are added (Citus copies reference
+-- tables to nodes added later).  Returns false when it already was.
+CREATE FUNCTION domi.citus_distribute_keyring() RETURNS boolean
+	LANGUAGE plpgsql
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RAISE EXCEPTION 'Citus is not installed in this database'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				HINT = 'Create the extension citus first; a single server needs no distributed keyring.';
+	END IF;
+	IF EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+			WHERE logicalrelid = 'domi.tenant_keys'::pg_catalog.regclass) THEN
+		RETURN false;
+	END IF;
+	-- Citus refuses tables with triggers unless told; the keyring's trigger
+	-- only tells the key caches of the node it fires on to forget the table,
+	-- which is what every node's copy needs.
+	PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+	PERFORM create_reference_table('domi.tenant_keys');
+	RETURN true;
+END;
+$$;
+REVOKE ALL ON FUNCTION domi.citus_distribute_keyring() FROM PUBLIC;
+COMMENT ON FUNCTION domi.citus_distribute_keyring() IS 'make domi.tenant_keys a Citus reference table: one keyring for the cluster';

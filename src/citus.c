@@ -93,3 +93,23 @@ domi_citus_propagate_tenant(const char *text_form)
 	pfree(saved);
 	pfree(command);
 }
+
+/*
+ * The keyring is a reference table: every node has all of it, in a shard
+ * placement of its own, written on all nodes in one transaction.  When
+ * Citus pushes domi.decrypt() down to a worker, the key lookup is a query
+ * inside a query on a shard, which Citus refuses unless nested execution
+ * is allowed; for a read of a reference table the nested query is answered
+ * from the node's own placement and sees what the outer one sees.  Only the
+ * lookup allows it (GUC_ACTION_SAVE, undone when domi's SPI session ends):
+ * writes of keys from inside a shard query stay refused.
+ */
+void
+domi_citus_allow_nested_read(void)
+{
+	if (GetConfigOption("citus.allow_nested_distributed_execution", true, false) == NULL)
+		return;
+	(void) set_config_option("citus.allow_nested_distributed_execution", "on",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}

@@ -16,4 +16,11 @@ extern bool domi_is_citus_table(Oid relid);
  */
 extern void domi_citus_propagate_tenant(const char *text_form);
 
+/*
+ * Inside domi's own SPI session (a GUC nest level that ends with it): allow
+ * Citus to run its read of the keyring, a reference table, from inside a
+ * query on a shard, where Citus refuses nested distributed queries.
+ */
+extern void domi_citus_allow_nested_read(void);
+
 #endif							/* DOMI_CITUS_H */

@@ -136,4 +136,76 @@ is(coord(qq{SELECT name FROM tenants WHERE id = '$new'}), 'C',
 	'bootstrap_tenant creates a tenant in the distributed table');
 is(as_app(q{SELECT domi.user_tenant('u3')}), $new, 'and its membership');
 
+# 4. One keyring for the cluster: a value encrypted on the coordinator opens
+# where Citus runs the decryption, on a worker.
+coord(qq{
+	ALTER TABLE notes ADD COLUMN secret bytea;
+	GRANT EXECUTE ON FUNCTION domi.encrypt_text(text), domi.decrypt_text(bytea) TO domi_app;
+	-- Citus does not send grants on an extension's functions: on every node.
+	SELECT run_command_on_workers(
+		'GRANT EXECUTE ON FUNCTION domi.encrypt_text(text), domi.decrypt_text(bytea) TO domi_app');
+});
+# Before: each node has a keyring of its own.
+my $c = 'cccccccc-cccc-cccc-cccc-cccccccccccc';
+my $cbox = coord(qq{SELECT encode(domi.encrypt_text('made before', '$c'), 'base64')});
+($ret, $out, $err) = $w1->psql('postgres',
+	qq{SELECT domi.decrypt_text(decode('$cbox', 'base64'), '$c')});
+like($err, qr/has no key/, 'per-node keyrings: a worker cannot open the coordinator\'s value');
+($ret, $out, $err) = $coord->psql('postgres', q{SELECT domi.citus_distribute_keyring()});
+is($out, 't', 'citus_distribute_keyring makes the keyring a reference table') or diag($err);
+is(coord(q{SELECT domi.citus_distribute_keyring()}), 'f', 'and says so when it already is');
+is(coord(q{SELECT partmethod FROM pg_dist_partition
+	WHERE logicalrelid = 'domi.tenant_keys'::regclass}), 'n', 'a reference table');
+is($w2->safe_psql('postgres', qq{SELECT domi.decrypt_text(decode('$cbox', 'base64'), '$c')}),
+	'made before', 'keys made before are the cluster\'s keys now');
+
+# Citus refuses VOLATILE functions in an UPDATE of a distributed table, so
+# the box is made first, in a CTE that Citus evaluates on the coordinator,
+# and in an INSERT's VALUES; decrypted on the workers (a multi-shard SELECT).
+($ret, $out, $err) = $coord->psql('postgres', qq{SET ROLE domi_app; BEGIN;
+	SELECT domi.set_tenant('$a') \\g /dev/null
+	UPDATE notes SET secret = domi.encrypt_text('secret of a') WHERE tenant_id = '$a' AND id = 1;
+	COMMIT;});
+like($err, qr/must not be VOLATILE/, 'Citus refuses encrypt in an UPDATE itself');
+($ret, $out, $err) = $coord->psql('postgres', qq{SET ROLE domi_app; BEGIN;
+	SELECT domi.set_tenant('$a') \\g /dev/null
+	WITH box AS MATERIALIZED (SELECT domi.encrypt_text('secret of a') AS b)
+	UPDATE notes SET secret = box.b FROM box WHERE tenant_id = '$a' AND id = 1;
+	INSERT INTO notes VALUES ('$a', 7, 'a7', domi.encrypt_text('secret of a7'));
+	COMMIT;});
+is($ret, 0, 'encrypt in a CTE of an UPDATE and in INSERT VALUES') or diag($err);
+($ret, $out, $err) = $coord->psql('postgres', qq{SET ROLE domi_app; BEGIN;
+	SELECT domi.set_tenant('$a') \\g /dev/null
+	SELECT domi.decrypt_text(secret) FROM notes WHERE secret IS NOT NULL ORDER BY id; COMMIT;});
+is($out, "secret of a\nsecret of a7", 'decrypted where Citus pushes it down') or diag($err);
+is($w1->safe_psql('postgres', "SELECT count(*) FROM domi.tenant_keys WHERE tenant = '$a'")
+	. $w2->safe_psql('postgres', "SELECT count(*) FROM domi.tenant_keys WHERE tenant = '$a'"),
+	'11', 'every worker has the tenant\'s one key');
+
+# A key made on a worker (a function evaluated there) is the cluster's key.
+my $wkey = $w1->safe_psql('postgres', qq{SELECT encode(domi.encrypt_text('made on w1', '$b'), 'base64')});
+is($coord->safe_psql('postgres', qq{SELECT domi.decrypt_text(decode('$wkey', 'base64'), '$b')}),
+	'made on w1', 'a key made on a worker opens on the coordinator');
+is($w2->safe_psql('postgres', qq{SELECT domi.decrypt_text(decode('$wkey', 'base64'), '$b')}),
+	'made on w1', 'and on the other worker');
+is(coord(qq{SELECT count(*) FROM domi.tenant_keys WHERE tenant = '$b'}), '1',
+	'one first key for the tenant');
+
+# Rotation on one node is seen by the others (their key caches drop it).
+coord(qq{SELECT domi.rotate_tenant_key('$b')});
+is($w2->safe_psql('postgres', qq{SELECT domi.decrypt_text(decode('$wkey', 'base64'), '$b')}),
+	'made on w1', 'values of the old version still open after rotation');
+is($w2->safe_psql('postgres', qq{SELECT max(version) FROM domi.tenant_keys
+	WHERE tenant = '$b' AND state = 'active'}), '2', 'the rotation reached the workers');
+# A worker session that has the key cached forgets it when the keys are
+# destroyed through the coordinator (the trigger fires on each node's shard).
+my $bg = $w1->background_psql('postgres', on_error_stop => 0);
+is($bg->query_safe(qq{SELECT domi.decrypt_text(decode('$wkey', 'base64'), '$b')}),
+	'made on w1', 'a worker session caches the key');
+coord(qq{SELECT domi.destroy_tenant_keys('$b')});
+$bg->query(qq{SELECT domi.decrypt_text(decode('$wkey', 'base64'), '$b')});
+like($bg->{stderr}, qr/destroyed/,
+	'keys destroyed through the coordinator open nothing in that session');
+$bg->quit;
+
 done_testing();
