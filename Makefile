@@ -25,7 +25,8 @@ OBJS = \
 	src/firstkey.o \
 	src/tenancy.o \
 	src/guard.o \
-	src/rls_guard.o
+	src/rls_guard.o \
+	src/citus.o
 
 # Migration lineage (src/lineage*.c)
 OBJS += \

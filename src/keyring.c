@@ -46,6 +46,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "citus.h"
 #include "domi.h"
 #include "keyring.h"
 
@@ -320,6 +321,8 @@ fetch_key_rows(const pg_uuid_t *tenant, bool retired_only, int *nrows)
 	uint64		i;
 
 	owner_spi_connect(&spi);
+	/* On a Citus worker this runs inside a query on a shard. */
+	domi_citus_allow_nested_read();
 	owner_spi_run("SELECT version, state, wrapped, root_fingerprint FROM domi.tenant_keys"
 				  " WHERE tenant = $1 AND (NOT $2 OR state = 'retired')"
 				  " ORDER BY version DESC",
@@ -1215,6 +1218,13 @@ domi_keyring_changed(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("domi._keyring_changed() must be called as a trigger")));
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	/*
+	 * With the keyring a Citus reference table, the trigger fires on each
+	 * node's shard of it, while the caches listen to domi.tenant_keys.
+	 */
+	(void) tenant_keys_owner();	/* looks tenant_keys_relid up */
+	if (RelationGetRelid(trigdata->tg_relation) != tenant_keys_relid)
+		CacheInvalidateRelcacheByRelid(tenant_keys_relid);
 	return PointerGetDatum(NULL);
 }
 

@@ -20,6 +20,7 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -27,7 +28,9 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
+#include "nodes/supportnodes.h"
 #include "optimizer/optimizer.h"
+#include "nodes/pathnodes.h"
 #include "parser/parse_func.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/array.h"
@@ -43,6 +46,7 @@
 PG_FUNCTION_INFO_V1(domi_policy_compares_tenant);
 PG_FUNCTION_INFO_V1(domi_policy_per_row_calls);
 PG_FUNCTION_INFO_V1(domi_policy_initplan_form);
+PG_FUNCTION_INFO_V1(domi_tenant_support);
 
 /* domi.rls_guard: what the event trigger does with an unprotected tenant table */
 typedef enum RlsGuardMode
@@ -322,7 +326,37 @@ domi_policy_compares_tenant(PG_FUNCTION_ARGS)
 typedef struct PerRowContext
 {
 	List	   *calls;
+	TenantFuncs funcs;
 } PerRowContext;
+
+static bool
+mutable_checker(Oid func_id, void *context)
+{
+	return func_volatile(func_id) != PROVOLATILE_IMMUTABLE;
+}
+
+/*
+ * contain_mutable_functions(), except that calls of the tenant functions do
+ * not count: the planner turns each of them into an initplan (see
+ * domi_tenant_support below), so they are evaluated once per query however
+ * they are written.
+ */
+static bool
+mutable_beside_tenant_walker(Node *node, const TenantFuncs *funcs)
+{
+	if (node == NULL)
+		return false;
+	if (is_tenant_call(node, funcs))
+		return false;
+	if (check_functions_in_node(node, mutable_checker, NULL))
+		return true;
+	if (IsA(node, SQLValueFunction) || IsA(node, NextValueExpr))
+		return true;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, mutable_beside_tenant_walker,
+								 (void *) funcs, 0);
+	return expression_tree_walker(node, mutable_beside_tenant_walker, (void *) funcs);
+}
 
 static bool
 per_row_walker(Node *node, PerRowContext *context)
@@ -335,7 +369,7 @@ per_row_walker(Node *node, PerRowContext *context)
 	if (IsA(node, Const) || IsA(node, Param) || IsA(node, Var))
 		return false;
 	if (!contain_var_clause(node) && !checkExprHasSubLink(node) &&
-		contain_mutable_functions(node))
+		mutable_beside_tenant_walker(node, &context->funcs))
 	{
 		context->calls = lappend(context->calls, node);
 		return false;
@@ -348,6 +382,7 @@ per_row_calls(Node *expr)
 {
 	PerRowContext context = {NIL};
 
+	lookup_tenant_funcs(&context.funcs);
 	(void) per_row_walker(expr, &context);
 	return context.calls;
 }
@@ -395,6 +430,30 @@ domi_policy_per_row_calls(PG_FUNCTION_ARGS)
 }
 
 /*
+ * "(SELECT expr)": a scalar sub-select over a query with that one output
+ * column and no FROM.
+ */
+static Node *
+scalar_sublink(Expr *expr)
+{
+	Query	   *query = makeNode(Query);
+	SubLink    *sublink = makeNode(SubLink);
+
+	query->commandType = CMD_SELECT;
+	query->querySource = QSRC_ORIGINAL;
+	query->canSetTag = true;
+	query->jointree = makeFromExpr(NIL, NULL);
+	query->targetList = list_make1(makeTargetEntry(expr, 1, NULL, false));
+	sublink->subLinkType = EXPR_SUBLINK;
+	sublink->subLinkId = 0;
+	sublink->testexpr = NULL;
+	sublink->operName = NIL;
+	sublink->subselect = (Node *) query;
+	sublink->location = -1;
+	return (Node *) sublink;
+}
+
+/*
  * Wraps each collected call in a scalar sub-select, "(SELECT call)": a
  * SubLink over a query with that one output column and no FROM.  Nodes are
  * matched by identity, so equal calls elsewhere and text that merely looks
@@ -406,24 +465,7 @@ wrap_calls_mutator(Node *node, List *calls)
 	if (node == NULL)
 		return NULL;
 	if (list_member_ptr(calls, node))
-	{
-		Query	   *query = makeNode(Query);
-		SubLink    *sublink = makeNode(SubLink);
-
-		query->commandType = CMD_SELECT;
-		query->querySource = QSRC_ORIGINAL;
-		query->canSetTag = true;
-		query->jointree = makeFromExpr(NIL, NULL);
-		query->targetList = list_make1(makeTargetEntry((Expr *) copyObject(node),
-														1, NULL, false));
-		sublink->subLinkType = EXPR_SUBLINK;
-		sublink->subLinkId = 0;
-		sublink->testexpr = NULL;
-		sublink->operName = NIL;
-		sublink->subselect = (Node *) query;
-		sublink->location = -1;
-		return (Node *) sublink;
-	}
+		return scalar_sublink((Expr *) copyObject(node));
 	/* Sub-selects already in the policy are copied as they are. */
 	if (IsA(node, Query))
 		return (Node *) copyObject(node);
@@ -454,4 +496,62 @@ domi_policy_initplan_form(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(deparse_expression(wrapped,
 														policy_deparse_context(PG_GETARG_OID(1)),
 														false, false)));
+}
+
+/*
+ * domi._tenant_support(internal) returns internal
+ *
+ * The planner support function of domi.current_tenant() and
+ * domi.require_tenant().  A policy written with the plain call,
+ * "tenant_id = domi.current_tenant()", is the form Citus accepts on
+ * distributed tables, but evaluated for every row it costs a function call
+ * per row, where "(SELECT domi.current_tenant())" costs one initplan per
+ * query.  When the planner simplifies a call (SupportRequestSimplify) we hand
+ * it that very sub-select, so it plans the call as an initplan: the plain
+ * policy then costs what the sub-select one does, while the stored policy
+ * stays the plain call.
+ *
+ * The value is not folded into a constant: an initplan is evaluated at every
+ * execution, so a cached or prepared plan reads the tenant of the
+ * transaction that runs it, not of the one that planned it.
+ *
+ * Left alone: expressions simplified outside a planner run (no root: column
+ * defaults in COPY, index expressions, ...), where nothing would plan a
+ * sub-select; and queries without a table, which evaluate the call once
+ * anyway -- among them the sub-select we make, which ends the recursion, and
+ * PL/pgSQL's simple expressions, which must stay simple.
+ */
+Datum
+domi_tenant_support(PG_FUNCTION_ARGS)
+{
+	Node	   *rawreq = (Node *) PG_GETARG_POINTER(0);
+	SupportRequestSimplify *req;
+	PlannerInfo *root;
+	ListCell   *lc;
+	bool		reads_tables = false;
+
+	if (!IsA(rawreq, SupportRequestSimplify))
+		PG_RETURN_POINTER(NULL);
+	req = (SupportRequestSimplify *) rawreq;
+	root = req->root;
+	if (root == NULL || root->parse == NULL || req->fcall->args != NIL)
+		PG_RETURN_POINTER(NULL);
+
+	foreach(lc, root->parse->rtable)
+	{
+		if (lfirst_node(RangeTblEntry, lc)->rtekind != RTE_RESULT)
+		{
+			reads_tables = true;
+			break;
+		}
+	}
+	if (!reads_tables)
+		PG_RETURN_POINTER(NULL);
+
+	/*
+	 * The planner turns sub-selects into initplans only in queries it knows
+	 * to have them.
+	 */
+	root->parse->hasSubLinks = true;
+	PG_RETURN_POINTER(scalar_sublink((Expr *) copyObject(req->fcall)));
 }

@@ -85,6 +85,7 @@
 #include "utils/typcache.h"
 #include "utils/uuid.h"
 
+#include "citus.h"
 #include "domi.h"
 
 PG_FUNCTION_INFO_V1(domi_configure_tenancy);
@@ -584,9 +585,14 @@ choose_lookup_index(const ResolvedColumns *resolved)
 	keys[nkeys++] = resolved->tenant_attnum;
 	state.tenant_keyno = nkeys;
 
+	/*
+	 * Not a Citus table either: on the coordinator its heap is an empty
+	 * shell, the rows are in the shards, which only the queries reach.
+	 */
 	indexes = heap->rd_rel->relkind == RELKIND_RELATION &&
 		heap->rd_rel->relam == HEAP_TABLE_AM_OID &&
-		!heap->rd_rel->relhassubclass ? RelationGetIndexList(heap) : NIL;
+		!heap->rd_rel->relhassubclass &&
+		!domi_is_citus_table(state.memberships) ? RelationGetIndexList(heap) : NIL;
 	foreach(lc, indexes)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);

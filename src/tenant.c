@@ -39,6 +39,7 @@
 #include "utils/guc_tables.h"
 #include "utils/uuid.h"
 
+#include "citus.h"
 #include "domi.h"
 
 PG_FUNCTION_INFO_V1(domi_set_tenant);
@@ -325,6 +326,8 @@ domi_set_local_tenant(const pg_uuid_t *tenant)
 	(void) set_config_option(TENANT_SETTING, text_form,
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
+	/* On a Citus coordinator, the workers of this transaction too. */
+	domi_citus_propagate_tenant(text_form);
 }
 
 /*

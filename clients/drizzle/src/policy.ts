@@ -19,7 +19,7 @@ export const DOMI_TENANT_POLICY_NAME = 'domi_tenant_isolation';
  * place that knows the expression: the tests compare it with what a live
  * domi.enable_tenant_rls() installs, so a change on either side fails there.
  */
-export const DOMI_TENANT_POLICY_EXPRESSION = '({column} = ( SELECT domi.current_tenant() AS current_tenant))';
+export const DOMI_TENANT_POLICY_EXPRESSION = '({column} = domi.current_tenant())';
 
 // Keywords that quote_ident() quotes: every PostgreSQL 15 keyword that is
 // not unreserved (reserved, type/function-name and column-name keywords).
@@ -70,7 +70,7 @@ function columnName(column: PgColumn | string): string {
  *     (t) => [domiTenantPolicy(t.tenantId)])
  *
  * Name domi_tenant_isolation, AS PERMISSIVE, FOR ALL, TO public, USING and
- * WITH CHECK tenant column = (SELECT domi.current_tenant()).  Give the column
+ * WITH CHECK tenant column = domi.current_tenant().  Give the column
  * a database name of its own (uuid('tenant_id')), not one derived by casing.
  */
 export function domiTenantPolicy(tenantColumn: PgColumn | string): PgPolicy {
