@@ -1444,8 +1444,8 @@ $$;
 -- domi.lineage_check (src/lineage.c) adds these findings, through
 -- src/ledger_lineage.c, when the manifest says "schema_truth": true
 -- (domi-lineage --schema-truth); without it, its findings are as before.
-COMMENT ON FUNCTION domi.lineage_check(jsonb, regclass) IS
-'Checks a Drizzle or Prisma migrations folder (the manifest) against itself and against the database''s migrations table, and, with "schema_truth": true in the manifest, the newest applied drizzle snapshot against the live schema (drift_*) and DDL that no migration accounts for (out_of_chain_ddl); one row per finding, errors first.';
+COMMENT ON FUNCTION domi.lineage_check(jsonb, regclass, integer) IS
+'Checks a Drizzle or Prisma migrations folder (the manifest) against itself and against the database''s migrations table, and, with "schema_truth": true in the manifest, the newest applied drizzle snapshot against the live schema (drift_*) and DDL that no migration accounts for (out_of_chain_ddl); one row per finding, errors first, at most max_findings_per_code (0 to 100000, NULL = 100) per code and then a row with the count left out.';
 
 -- (end of schema truth)
 
@@ -1461,6 +1461,10 @@ REVOKE ALL ON FUNCTION domi._rls_guard() FROM PUBLIC;
 REVOKE ALL ON FUNCTION domi._drop_guard_sql_drop() FROM PUBLIC;
 REVOKE ALL ON FUNCTION domi._drop_guard_ddl_end() FROM PUBLIC;
 REVOKE ALL ON FUNCTION domi._drop_guard_ddl_start() FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._isolation_guard_ddl_end() FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._isolation_guard_sql_drop() FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._ledger_ddl_end() FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._ledger_sql_drop() FROM PUBLIC;
 
 -- Internal helpers that stay executable by PUBLIC, because functions that
 -- every role may call run them with the caller's rights:
@@ -1468,6 +1472,13 @@ REVOKE ALL ON FUNCTION domi._drop_guard_ddl_start() FROM PUBLIC;
 --     (domi.rls_audit()): they accept only the expression of a policy
 --     (pg_policy.polqual or polwithcheck, with that policy's relation) and
 --     refuse any other catalog node tree with 22023 (src/rls.c);
+--   domi._isolation_remember, _isolation_forget (domi.enable_tenant_rls and
+--     disable_tenant_rls; they check the caller owns the table),
+--     _audited_tenant_tables (domi.rls_audit()) and _rls_guard_effect (the
+--     RLS guard, run as the role that runs the DDL);
+--   domi.schema_drift, ddl_ledger_findings, _applied_snapshot, _drift_*,
+--     _drizzle_*, _ledger_tracked (domi.lineage_check(), as its caller;
+--     ddl_ledger_findings checks the caller may read domi.ddl_ledger);
 --   domi._tenant_column_attnum, _tenant_policy_state (domi.enable_tenant_rls,
 --     domi.disable_tenant_rls and the RLS guard, which runs as the role that
 --     runs the DDL) and domi._tenant_tables (domi.rls_audit()): they read
