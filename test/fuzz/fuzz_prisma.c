@@ -98,10 +98,12 @@ check_prisma(void *arg)
 	const uint8_t *end = in->data + in->size;
 	int			nfiles = in->data[0] % 32;
 	Manifest	manifest;
-	LineageFindings findings = {NIL};
+	LineageFindings findings;
 	ListCell   *lc;
 	int			len = 0;
 
+	/* every finding kept: the harness checks each one */
+	lineage_findings_init(&findings, LINEAGE_MAX_MAX_PER_CODE);
 	manifest.files = palloc0(sizeof(ManifestFile) * Max(nfiles, 1));
 	manifest.nfiles = 0;
 	manifest.by_name = lineage_strmap_create(nfiles);
@@ -144,7 +146,7 @@ check_prisma(void *arg)
 	lineage_check_prisma(&findings, &manifest, (Oid) 1);
 	foreach(lc, findings.items)
 	{
-		/* lineage.c's Finding: severity, seq, code, migration, detail, fix */
+		/* lineage_findings.c's Finding: severity, seq, code, migration, detail, fix */
 		struct
 		{
 			LineageSeverity severity;

@@ -39,14 +39,27 @@ check_snapshot(void *arg)
 	MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "scratch",
 												  ALLOCSET_DEFAULT_SIZES);
 	SnapshotHeader header;
+	SnapshotNames names;
 	char	   *problem;
 	bool		ok;
+	int			i;
 
 	if (lineage_json_too_deep(text, len))
 		return;
-	ok = lineage_read_snapshot_header(text, len, &header, &problem, scratch);
+	/* the table and column names too, as the stale-after-merge check reads them */
+	memset(&names, 0, sizeof(names));
+	names.context = CurrentMemoryContext;
+	ok = lineage_read_snapshot_header(text, len, &header, &problem, scratch, &names);
 	if (ok && problem != NULL)
 		abort();
+	if (names.ntables < 0 || (names.ntables > 0 && !names.known))
+		abort();
+	for (i = 0; i < names.ntables; i++)
+		if (names.tables[i].name == NULL || names.tables[i].ncolumns < 0 ||
+			strlen(names.tables[i].name) > in->size)
+			abort();
+	if (names.known)
+		lineage_sort_snapshot_names(&names);
 	/* The results live in the caller's context, after the scratch reset. */
 	if ((header.id && strlen(header.id) > in->size) ||
 		(header.prev_id && strlen(header.prev_id) > in->size) ||
@@ -72,7 +85,7 @@ check_snapshot(void *arg)
 
 		memset(&walked, 0, sizeof(walked));
 		memset(&parsed, 0, sizeof(parsed));
-		walk = walk_header(text, len, &walked);
+		walk = walk_header(text, len, &walked, NULL);
 		parsed_ok = parse_header(text, len, &parsed, &parse_problem, CurrentMemoryContext);
 		if (parse_problem != NULL || parsed_ok != ok)
 			abort();
