@@ -51,6 +51,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "citus.h"
 #include "keyring.h"
 
 static char *first_key_role = NULL;
@@ -184,6 +185,26 @@ tenants_table_has(Oid tenants, const char *column, const pg_uuid_t *tenant)
 				 errmsg("the tenants id column \"%s\" of %s is missing or not of type uuid",
 						column, get_rel_name(tenants)),
 				 errhint("Call domi.configure_tenancy() again.")));
+
+	/*
+	 * A Citus table's own heap is an empty shell on the coordinator, its
+	 * rows are in the shards: ask Citus, with a query (as the owner of
+	 * domi's tables, inside the keyring's SPI connection).
+	 */
+	if (domi_is_citus_table(tenants))
+	{
+		Oid			argtypes[1] = {UUIDOID};
+		Datum		values[1] = {UUIDPGetDatum(tenant)};
+		bool		isnull;
+
+		if (SPI_execute_with_args(psprintf("SELECT EXISTS (SELECT 1 FROM %s t WHERE t.%s OPERATOR(pg_catalog.=) $1)",
+										   quote_qualified_identifier(get_namespace_name(get_rel_namespace(tenants)),
+																	  get_rel_name(tenants)),
+										   quote_identifier(column)),
+								  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the tenants table");
+		return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
 
 	/*
 	 * Latest committed state, with this transaction's own rows of earlier

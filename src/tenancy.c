@@ -176,6 +176,7 @@ typedef struct TenancyState
 	 * (InvalidOid: none fits, the general scan answers), and its scan key.
 	 */
 	Oid			lookup_index;
+	bool		memberships_is_citus;	/* its rows are in Citus shards */
 	AttrNumber	tenant_keyno;	/* the tenant column's place in the index */
 	/*
 	 * The index was built over broken HOT chains (pg_index.indcheckxmin):
@@ -587,12 +588,14 @@ choose_lookup_index(const ResolvedColumns *resolved)
 
 	/*
 	 * Not a Citus table either: on the coordinator its heap is an empty
-	 * shell, the rows are in the shards, which only the queries reach.
+	 * shell, the rows are in the shards, which only a query reaches
+	 * (lookup_by_query).
 	 */
+	state.memberships_is_citus = domi_is_citus_table(state.memberships);
 	indexes = heap->rd_rel->relkind == RELKIND_RELATION &&
 		heap->rd_rel->relam == HEAP_TABLE_AM_OID &&
 		!heap->rd_rel->relhassubclass &&
-		!domi_is_citus_table(state.memberships) ? RelationGetIndexList(heap) : NIL;
+		!state.memberships_is_citus ? RelationGetIndexList(heap) : NIL;
 	foreach(lc, indexes)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
@@ -1176,10 +1179,59 @@ lookup_index_usable(void)
 		 TransactionIdPrecedes(state.lookup_index_xmin, TransactionXmin));
 }
 
+/*
+ * On a Citus node the memberships table's own heap is an empty shell: its
+ * rows are in shards, which only a query planned by Citus reaches.  So for
+ * a Citus table the lookup is a query, run as the extension owner under the
+ * statement's snapshot.  That plans the owner's index predicates and
+ * expressions as the extension owner, which the scans above avoid (see
+ * docs/citus.md: on Citus, the memberships table's owner must be trusted
+ * as the extension owner is).
+ */
+static void
+lookup_by_query(Lookup *lookup, Datum user_id)
+{
+	Oid			argtypes[1] = {state.user_base_type};
+	Datum		values[1] = {user_id};
+	char	   *table = qualified_relation_name(state.memberships);
+	const char *tenant = quote_identifier(NameStr(state.tenant_column));
+	const char *user = quote_identifier(NameStr(state.user_column));
+	const char *order = state.has_order_column ?
+	quote_identifier(NameStr(state.order_column)) : NULL;
+	uint64		i;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(psprintf("SELECT m.%s FROM %s m WHERE m.%s OPERATOR(pg_catalog.=) $1"
+										" AND m.%s IS NOT NULL ORDER BY %s%s%s m.%s",
+										tenant, table, user, tenant,
+										order ? "m." : "", order ? order : "",
+										order ? " NULLS LAST," : "", tenant),
+							   1, argtypes, values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the memberships failed: %s", SPI_result_code_string(rc));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		t = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		pg_uuid_t	copy;
+
+		if (isnull)
+			continue;
+		copy = *DatumGetUUIDP(t);
+		if (lookup_take(lookup, &copy))
+			break;
+	}
+	SPI_finish();
+}
+
 static void
 run_lookup(Lookup *lookup, Datum user_id, LookupSnapshot which)
 {
-	if (lookup_index_usable())
+	if (state.memberships_is_citus)
+		lookup_by_query(lookup, user_id);
+	else if (lookup_index_usable())
 		lookup_by_index(lookup, user_id, which);
 	else
 		lookup_by_scan(lookup, user_id, which);
