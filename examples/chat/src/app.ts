@@ -68,10 +68,16 @@ function field(body: Record<string, unknown>, name: string): string {
 	return value;
 }
 
+// The SQLSTATE of a failed query (drizzle wraps node-postgres' error).
+function sqlstate(err: unknown): string | undefined {
+	const e = err as { code?: string; cause?: { code?: string } };
+	return e.code ?? e.cause?.code;
+}
+
 // PostgreSQL's answers the client may see, by SQLSTATE.
 function statusOf(err: unknown): [number, string] {
 	if (err instanceof HttpError) return [err.status, err.message];
-	const code = (err as { code?: string }).code;
+	const code = sqlstate(err);
 	if (code === '42501') return [403, 'not a member of that tenant'];   // domi.enter_tenant, or a policy
 	if (code === '22P02') return [400, 'malformed id'];
 	if (code === '23505') return [409, 'already exists'];
@@ -128,7 +134,7 @@ export function createApp(pool: Pool, secret: string): http.Server {
 				}, { tenantId: wanted });
 			} catch (err) {
 				// Not a member (42501): as unhelpful as a wrong password.
-				if ((err as { code?: string }).code === '42501') throw new HttpError(401, 'wrong user or password');
+				if (sqlstate(err) === '42501') throw new HttpError(401, 'wrong user or password');
 				throw err;
 			}
 		}

@@ -3,7 +3,7 @@
 // generates exactly the policy domi.enable_tenant_rls installs and never
 // plans to drop it.  users is the one table without a tenant: a person
 // signs in once and may belong to several tenants (memberships).
-import { foreignKey, pgTable, primaryKey, serial, integer, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { foreignKey, pgTable, primaryKey, integer, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
 import { bytea, domiTenantPolicy } from '@domi/drizzle';
 
 export const tenants = pgTable('tenants', {
@@ -29,7 +29,7 @@ export const memberships = pgTable('memberships', {
 ]);
 
 export const threads = pgTable('threads', {
-	id: serial('id').primaryKey(),
+	id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
 	tenantId: uuid('tenant_id').notNull().references(() => tenants.id),
 	title: text('title').notNull(),
 	createdBy: text('created_by').notNull().references(() => users.id),
@@ -40,7 +40,7 @@ export const threads = pgTable('threads', {
 ]);
 
 export const messages = pgTable('messages', {
-	id: serial('id').primaryKey(),
+	id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
 	tenantId: uuid('tenant_id').notNull(),
 	threadId: integer('thread_id').notNull(),
 	author: text('author').notNull().references(() => users.id),

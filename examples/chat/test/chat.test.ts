@@ -152,6 +152,8 @@ test('a forged tenant (header, token or body) is refused and writes nothing', as
 	assert.equal(r.status, 201);
 	const [{ tenant_id }] = await sql('SELECT tenant_id FROM threads WHERE id = $1', [r.json.id]);
 	assert.equal(tenant_id, tenantB);
+	assert.equal((await call('POST', `/threads/${r.json.id}/messages`, { body: 'bob was here' }, as(bob))).status, 201);
+	assert.deepEqual((await call('GET', `/threads/${r.json.id}/messages`, undefined, as(alice))).status, 404);
 	assert.deepEqual((await call('GET', '/threads', undefined, as(alice))).json.map((t: any) => t.title), ['launch']);
 });
 
