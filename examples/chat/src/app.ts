@@ -16,6 +16,7 @@ import { decryptText, encryptText, enterTenant, withTenant } from '@domi/drizzle
 import { memberships, messages, tenants, threads, users } from './schema';
 
 type Db = NodePgDatabase<Record<string, never>>;
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 
 class HttpError extends Error {
 	constructor(readonly status: number, message: string) { super(message); }
@@ -93,10 +94,11 @@ export function createApp(pool: Pool, secret: string): http.Server {
 
 	// The signed-in user's tenant transaction: domi.enter_tenant(user, the
 	// X-Tenant-Id header or NULL for the first membership), then fn.
-	function asMember<T>(req: http.IncomingMessage, fn: Parameters<typeof enterTenant<any, any, any, T>>[2]): Promise<T> {
+	function asMember<T>(req: http.IncomingMessage, fn: (tx: Tx, tenantId: string, user: string) => Promise<T>): Promise<T> {
 		const user = verifyToken(secret, req.headers.authorization);
 		const tenant = req.headers['x-tenant-id'];
-		return enterTenant(db, user, fn, { tenantId: typeof tenant === 'string' ? tenant : undefined });
+		return enterTenant(db, user, (tx, tenantId) => fn(tx, tenantId, user),
+			{ tenantId: typeof tenant === 'string' ? tenant : undefined });
 	}
 
 	async function route(req: http.IncomingMessage): Promise<[number, unknown]> {
@@ -154,8 +156,7 @@ export function createApp(pool: Pool, secret: string): http.Server {
 
 		if (path === 'POST /threads') {
 			const body = await readJson(req);
-			return asMember(req, async (tx, tenantId) => {
-				const user = verifyToken(secret, req.headers.authorization);
+			return asMember(req, async (tx, tenantId, user) => {
 				const [thread] = await tx.insert(threads).values({ tenantId, title: field(body, 'title'), createdBy: user })
 					.returning({ id: threads.id });
 				return [201, thread];
@@ -166,13 +167,13 @@ export function createApp(pool: Pool, secret: string): http.Server {
 			const [, method, id] = m;
 			const threadId = Number(id);
 			const body = method === 'POST' ? await readJson(req) : {};
-			return asMember(req, async (tx, tenantId) => {
+			return asMember(req, async (tx, tenantId, user) => {
 				// Another tenant's thread is simply not there.
 				const [thread] = await tx.select({ id: threads.id }).from(threads).where(eq(threads.id, threadId));
 				if (!thread) throw new HttpError(404, 'no such thread');
 				if (method === 'POST') {
 					const [msg] = await tx.insert(messages).values({
-						tenantId, threadId, author: verifyToken(secret, req.headers.authorization),
+						tenantId, threadId, author: user,
 						body: encryptText(field(body, 'body')),   // domi.encrypt_text: the tenant's keyring key
 					}).returning({ id: messages.id });
 					return [201, msg];
