@@ -80,7 +80,7 @@ function statusOf(err: unknown): [number, string] {
 	if (err instanceof HttpError) return [err.status, err.message];
 	const code = sqlstate(err);
 	if (code === '42501') return [403, 'not a member of that tenant'];   // domi.enter_tenant, or a policy
-	if (code === '22P02') return [400, 'malformed id'];
+	if (code === '22P02' || code === '22003') return [400, 'malformed id'];
 	if (code === '23505') return [409, 'already exists'];
 	if (code === '23503') return [404, 'no such user or thread'];
 	console.error(err);

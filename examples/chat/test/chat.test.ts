@@ -85,6 +85,10 @@ test('the committed migrations apply with drizzle-kit migrate, and domi-lineage 
 	assert.equal(lineageAfter.status, 0, lineageAfter.output);
 	const [{ n }] = await sql('SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations');
 	assert.equal(n, fs.readdirSync(path.join(ROOT, 'drizzle')).filter((f) => f.endsWith('.sql')).length);
+	// The committed migrations are what drizzle-kit makes of src/schema.ts.
+	const generate = run('drizzle-kit', ['generate'], { DATABASE_URL: url(DB, 'migrator') });
+	assert.equal(generate.status, 0, generate.output);
+	assert.match(generate.output, /No schema changes, nothing to migrate/);
 	const isolated = await sql('SELECT table_name FROM domi.isolated_tables ORDER BY 1');
 	assert.deepEqual(isolated.map((r) => r.table_name), ['memberships', 'messages', 'tenants', 'threads']);
 });
