@@ -21,7 +21,9 @@ OBJS = \
 	src/keyring.o \
 	src/rekey.o \
 	src/tenancy.o \
-	src/guard.o
+	src/guard.o \
+	src/sync.o \
+	src/sync_merge.o
 
 # Migration lineage (src/lineage*.c)
 OBJS += \

@@ -51,4 +51,7 @@ extern void domi_tenancy_init(void);
 /* guard.c: the drop guard (domi.allow_drop, protected columns, event triggers) */
 extern void domi_guard_init(void);
 
+/* sync.c: field-level sync (domi.origin, domi.client_id); internal API in sync.h */
+extern void domi_sync_init(void);
+
 #endif							/* DOMI_H */
