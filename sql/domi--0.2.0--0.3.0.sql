@@ -289,6 +289,8 @@ CREATE FUNCTION domi.enable_field_sync(tbl regclass) RETURNS void
 CREATE FUNCTION domi.disable_field_sync(tbl regclass) RETURNS void
 	LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'domi_disable_field_sync';
 
+CREATE FUNCTION domi._sync_later_stamp(a jsonb, b jsonb) RETURNS jsonb
+	LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'domi_sync_later_stamp';
 CREATE FUNCTION domi._sync_now_text() RETURNS text
 	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'domi_sync_now_text';
 

@@ -36,6 +36,7 @@
 #include "utils/datetime.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
+#include "common/hashfn.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/json.h"
@@ -62,6 +63,7 @@ PG_FUNCTION_INFO_V1(domi_sync_now_text);
 PG_FUNCTION_INFO_V1(domi_enable_field_sync);
 PG_FUNCTION_INFO_V1(domi_disable_field_sync);
 PG_FUNCTION_INFO_V1(domi_sync_ddl_end);
+PG_FUNCTION_INFO_V1(domi_sync_later_stamp);
 
 Oid			sync_merging_relid = InvalidOid;
 const char *sync_origin_override = NULL;
@@ -208,6 +210,100 @@ sync_current_tenant_datum(bool *isnull)
 	result = domi_current_tenant(fcinfo);
 	*isnull = fcinfo->isnull;
 	return result;
+}
+
+static char *
+jsonb_string_key(JsonbContainer *object, const char *key, const char *what, const char *column)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(object, key, strlen(key), NULL);
+
+	if (v == NULL || v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stamp of field \"%s\" has no %s", column, what),
+				 errhint("A stamp is {\"at\": \"<timestamptz>\", \"origin\": \"user|agent|system|migration\", \"client\": \"<text>\"}.")));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* Parse {"at", "origin", "client"}; errors name the field. */
+void
+sync_parse_stamp(JsonbValue *v, const char *column, SyncStamp *stamp)
+{
+	JsonbContainer *object;
+	char	   *at,
+			   *origin;
+
+	if (v == NULL || v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("field \"%s\" has no stamp object in meta", column)));
+	object = v->val.binary.data;
+	at = jsonb_string_key(object, "at", "\"at\" string", column);
+	stamp->at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(at),
+														ObjectIdGetDatum(InvalidOid),
+														Int32GetDatum(-1)));
+	if (TIMESTAMP_NOT_FINITE(stamp->at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
+				 errmsg("stamp of field \"%s\" has an infinite \"at\"", column)));
+	origin = jsonb_string_key(object, "origin", "\"origin\" string", column);
+	stamp->origin = sync_valid_origin(origin);
+	if (stamp->origin == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stamp of field \"%s\" has an invalid origin \"%s\"", column, origin),
+				 errhint("The origin of a write is one of user, agent, system, migration.")));
+	stamp->client = jsonb_string_key(object, "client", "\"client\" string", column);
+	if (*stamp->client == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stamp of field \"%s\" has an empty client", column)));
+}
+
+/* (at, client) of a and b: <0, 0, >0. */
+int
+sync_compare_stamps(const SyncStamp *a, const SyncStamp *b)
+{
+	if (a->at != b->at)
+		return a->at < b->at ? -1 : 1;
+	return strcmp(a->client, b->client);
+}
+
+/*
+ * domi._sync_later_stamp(a, b): the later of two tombstones, by (at,
+ * client, origin), so that replicas keep the same one whatever order the
+ * deletes arrive in.
+ */
+Datum
+domi_sync_later_stamp(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *a,
+			   *b;
+	JsonbValue	va,
+				vb;
+	SyncStamp	sa,
+				sb;
+	int			cmp;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	{
+		if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(PG_ARGISNULL(0) ? PG_GETARG_DATUM(1) : PG_GETARG_DATUM(0));
+	}
+	a = PG_GETARG_JSONB_P(0);
+	b = PG_GETARG_JSONB_P(1);
+	va.type = vb.type = jbvBinary;
+	va.val.binary.data = &a->root;
+	va.val.binary.len = VARSIZE(a) - VARHDRSZ;
+	vb.val.binary.data = &b->root;
+	vb.val.binary.len = VARSIZE(b) - VARHDRSZ;
+	sync_parse_stamp(&va, "deleted", &sa);
+	sync_parse_stamp(&vb, "deleted", &sb);
+	cmp = sync_compare_stamps(&sa, &sb);
+	if (cmp == 0)
+		cmp = strcmp(sa.origin, sb.origin);
+	PG_RETURN_JSONB_P(cmp >= 0 ? a : b);
 }
 
 /* ----------------------------------------------------------------------
@@ -445,6 +541,67 @@ sync_keep_plan(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * Plans of the merge's statements, which differ by the set of columns a
+ * change names: kept by their SQL text, so that a client sending the same
+ * shape of change again does not parse and plan it again.  Bounded: past
+ * SYNC_PLAN_CACHE_SIZE texts, new ones are planned each time.  A renamed
+ * table or column changes the text, so a stale plan is never used.
+ */
+#define SYNC_PLAN_CACHE_SIZE 1024
+
+typedef struct SyncCachedPlan
+{
+	uint32		hash;			/* key */
+	char	   *sql;
+	SPIPlanPtr	plan;
+} SyncCachedPlan;
+
+static HTAB *plan_cache = NULL;
+
+SPIPlanPtr
+sync_cached_plan(const char *sql, int nargs, Oid *argtypes, bool *transient)
+{
+	uint32		hash = hash_bytes((const unsigned char *) sql, strlen(sql));
+	SyncCachedPlan *entry;
+	bool		found;
+	SPIPlanPtr	plan;
+
+	if (plan_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (sync_context == NULL)
+			sync_cache_init();
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(SyncCachedPlan);
+		ctl.hcxt = sync_context;
+		plan_cache = hash_create("domi sync plans", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(plan_cache, &hash, HASH_FIND, NULL);
+	if (entry != NULL && strcmp(entry->sql, sql) == 0)
+	{
+		*transient = false;
+		return entry->plan;
+	}
+	if (entry != NULL || hash_get_num_entries(plan_cache) >= SYNC_PLAN_CACHE_SIZE)
+	{
+		/* a hash collision or a full cache: plan for this call only */
+		plan = SPI_prepare(sql, nargs, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "preparing \"%s\" failed: %s", sql, SPI_result_code_string(SPI_result));
+		*transient = true;
+		return plan;
+	}
+	plan = sync_keep_plan(sql, nargs, argtypes);
+	entry = hash_search(plan_cache, &hash, HASH_ENTER, &found);
+	entry->sql = MemoryContextStrdup(sync_context, sql);
+	entry->plan = plan;
+	*transient = false;
+	return plan;
+}
+
+/*
  * The stamps (and tombstone) of the row named by pk, for the current
  * tenant; NULL when there are none.  Inside an SPI connection; switches to
  * the owner itself.  The result is in the caller's memory context.
@@ -462,6 +619,17 @@ sync_read_meta(SyncTable *t, Jsonb *pk, bool lock, Jsonb **tombstone)
 	Jsonb	   *meta = NULL;
 
 	*tombstone = NULL;
+	values[0] = JsonbPGetDatum(pk);
+	values[1] = sync_current_tenant_datum(&tenant_null);
+	if (tenant_null)
+	{
+		if (t->tenant_attnum)
+			return NULL;		/* no tenant: no tenant's stamps */
+		nulls[1] = 'n';
+	}
+
+	/* as the owner from here on: the plan too names domi_sync */
+	sync_become_owner(t, &saved_user, &saved_context);
 	if (*plan == NULL)
 	{
 		Oid			argtypes[2] = {JSONBOID, UUIDOID};
@@ -473,16 +641,6 @@ sync_read_meta(SyncTable *t, Jsonb *pk, bool lock, Jsonb **tombstone)
 
 		*plan = sync_keep_plan(sql, t->tenant_attnum ? 2 : 1, argtypes);
 	}
-	values[0] = JsonbPGetDatum(pk);
-	values[1] = sync_current_tenant_datum(&tenant_null);
-	if (tenant_null)
-	{
-		if (t->tenant_attnum)
-			return NULL;		/* no tenant: no tenant's stamps */
-		nulls[1] = 'n';
-	}
-
-	sync_become_owner(t, &saved_user, &saved_context);
 	rc = SPI_execute_plan(*plan, values, nulls, !lock, 1);
 	sync_restore_user(saved_user, saved_context);
 	if (rc != SPI_OK_SELECT)
@@ -622,7 +780,7 @@ stamp_plan(SyncTable *t, bool tombstone)
 	appendStringInfo(&params, ", $%d", nargs);
 	if (tombstone)
 		appendStringInfo(&sql, ", tombstone) VALUES (%s) ON CONFLICT (%s) DO UPDATE"
-						 " SET tombstone = EXCLUDED.tombstone",
+						 " SET tombstone = domi._sync_later_stamp(s.tombstone, EXCLUDED.tombstone), meta = '{}'",
 						 params.data, t->pk_list);
 	else
 		appendStringInfo(&sql, ", meta) VALUES (%s) ON CONFLICT (%s) DO UPDATE"
@@ -648,6 +806,7 @@ write_stamps(SyncTable *t, HeapTuple tuple, TupleDesc desc, Jsonb *json, bool to
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	sync_become_owner(t, &saved_user, &saved_context);
 	plan = stamp_plan(t, tombstone);
 	for (i = 0; i < t->npk; i++)
 	{
@@ -662,7 +821,6 @@ write_stamps(SyncTable *t, HeapTuple tuple, TupleDesc desc, Jsonb *json, bool to
 	values[n] = JsonbPGetDatum(json);
 	nulls[n++] = ' ';
 
-	sync_become_owner(t, &saved_user, &saved_context);
 	rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	sync_restore_user(saved_user, saved_context);
 	if (rc != SPI_OK_INSERT)
@@ -1021,6 +1179,7 @@ domi_sync_ddl_end(PG_FUNCTION_ARGS)
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 	bool		shadow_column = false;
+	AttrNumber	renamed;
 	int			i,
 				rc;
 
@@ -1037,10 +1196,12 @@ domi_sync_ddl_end(PG_FUNCTION_ARGS)
 	if (!OidIsValid(relid) || (t = sync_table(relid, true)) == NULL)
 		PG_RETURN_VOID();
 
+	/* by number: the cache may already hold the new names */
+	renamed = get_attnum(relid, stmt->newname);
 	for (i = 0; i < t->npk; i++)
-		if (strcmp(t->pk_names[i], stmt->subname) == 0)
+		if (t->pk_attnums[i] == renamed)
 			shadow_column = true;
-	if (t->tenant_attnum && get_attnum(relid, stmt->newname) == t->tenant_attnum)
+	if (t->tenant_attnum && renamed == t->tenant_attnum)
 		shadow_column = true;
 
 	values[0] = CStringGetTextDatum(stmt->subname);

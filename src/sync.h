@@ -66,6 +66,9 @@ extern Datum sync_current_tenant_datum(bool *isnull);
 extern void sync_become_owner(SyncTable *t, Oid *saved_user, int *saved_context);
 extern void sync_restore_user(Oid saved_user, int saved_context);
 extern SPIPlanPtr sync_keep_plan(const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr sync_cached_plan(const char *sql, int nargs, Oid *argtypes, bool *transient);
+extern void sync_parse_stamp(JsonbValue *v, const char *column, SyncStamp *stamp);
+extern int	sync_compare_stamps(const SyncStamp *a, const SyncStamp *b);
 extern Jsonb *sync_read_meta(SyncTable *t, Jsonb *pk, bool lock, Jsonb **tombstone);
 
 /* Set while domi.merge() writes a table, so its trigger leaves the stamps to it. */

@@ -89,54 +89,6 @@ append_name(StringInfo list, int *count, const char *name)
  * ----------------------------------------------------------------------
  */
 
-static char *
-jsonb_string_key(JsonbContainer *object, const char *key, const char *what, const char *column)
-{
-	JsonbValue *v = getKeyJsonValueFromContainer(object, key, strlen(key), NULL);
-
-	if (v == NULL || v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stamp of field \"%s\" has no %s", column, what),
-				 errhint("A stamp is {\"at\": \"<timestamptz>\", \"origin\": \"user|agent|system|migration\", \"client\": \"<text>\"}.")));
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-/* Parse {"at", "origin", "client"}; errors name the field. */
-static void
-parse_stamp(JsonbValue *v, const char *column, SyncStamp *stamp)
-{
-	JsonbContainer *object;
-	char	   *at,
-			   *origin;
-
-	if (v == NULL || v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("field \"%s\" has no stamp object in meta", column)));
-	object = v->val.binary.data;
-	at = jsonb_string_key(object, "at", "\"at\" string", column);
-	stamp->at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(at),
-														ObjectIdGetDatum(InvalidOid),
-														Int32GetDatum(-1)));
-	if (TIMESTAMP_NOT_FINITE(stamp->at))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
-				 errmsg("stamp of field \"%s\" has an infinite \"at\"", column)));
-	origin = jsonb_string_key(object, "origin", "\"origin\" string", column);
-	stamp->origin = sync_valid_origin(origin);
-	if (stamp->origin == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stamp of field \"%s\" has an invalid origin \"%s\"", column, origin),
-				 errhint("The origin of a write is one of user, agent, system, migration.")));
-	stamp->client = jsonb_string_key(object, "client", "\"client\" string", column);
-	if (*stamp->client == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stamp of field \"%s\" has an empty client", column)));
-}
-
 static bool
 is_pk(SyncTable *t, AttrNumber attnum)
 {
@@ -236,19 +188,23 @@ compare_values(Jsonb *a, Jsonb *b)
 	return compareJsonbContainers(&a->root, &b->root);
 }
 
-/* (at, client) of a and b: <0, 0, >0. */
-static int
-compare_stamps(const SyncStamp *a, const SyncStamp *b)
-{
-	if (a->at != b->at)
-		return a->at < b->at ? -1 : 1;
-	return strcmp(a->client, b->client);
-}
-
 /* ----------------------------------------------------------------------
  * SQL on the user's table (as the caller) and on the shadow (as its owner)
  * ----------------------------------------------------------------------
  */
+
+/* Run a one-parameter statement through the plan cache. */
+static int
+execute_cached(const char *sql, Oid *argtypes, Datum *values, bool read_only)
+{
+	bool		transient;
+	SPIPlanPtr	plan = sync_cached_plan(sql, 1, argtypes, &transient);
+	int			rc = SPI_execute_plan(plan, values, NULL, read_only, 0);
+
+	if (transient)
+		SPI_freeplan(plan);
+	return rc;
+}
 
 /* The incoming values as the columns' types print them: validates them too. */
 static Jsonb *
@@ -259,9 +215,8 @@ normalized_row(SyncTable *t, Jsonb *row, const char *coldefs)
 	int			rc;
 	bool		isnull;
 
-	rc = SPI_execute_with_args(psprintf("SELECT pg_catalog.to_jsonb(r) FROM pg_catalog.jsonb_to_record($1) AS r(%s)",
-										coldefs),
-							   1, argtypes, values, NULL, true, 1);
+	rc = execute_cached(psprintf("SELECT pg_catalog.to_jsonb(r) FROM pg_catalog.jsonb_to_record($1) AS r(%s)",
+								 coldefs), argtypes, values, true);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "reading the incoming row failed: %s", SPI_result_code_string(rc));
 	return DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -305,7 +260,7 @@ write_table(SyncTable *t, const char *sql, Jsonb *row, int expected)
 	sync_merging_relid = t->relid;
 	PG_TRY();
 	{
-		rc = SPI_execute_with_args(sql, 1, argtypes, values, NULL, false, 0);
+		rc = execute_cached(sql, argtypes, values, false);
 	}
 	PG_FINALLY();
 	{
@@ -333,6 +288,7 @@ write_shadow(SyncTable *t, Jsonb *pk, Jsonb *json, bool tombstone)
 	int			rc;
 	bool		tenant_column = t->tenant_attnum && !t->tenant_in_pk;
 
+	sync_become_owner(t, &saved_user, &saved_context);
 	if (*plan == NULL)
 	{
 		Oid			argtypes[3] = {JSONBOID, JSONBOID, UUIDOID};
@@ -346,7 +302,7 @@ write_shadow(SyncTable *t, Jsonb *pk, Jsonb *json, bool tombstone)
 										tcol ? ", " : "", tcol ? tcol : "",
 										tombstone ? "tombstone" : "meta",
 										t->pk_list, tcol ? ", $3" : "", t->pk_recdef, t->pk_list,
-										tombstone ? "tombstone = EXCLUDED.tombstone" :
+										tombstone ? "tombstone = domi._sync_later_stamp(s.tombstone, EXCLUDED.tombstone), meta = '{}'" :
 										"meta = s.meta OPERATOR(pg_catalog.||) EXCLUDED.meta, tombstone = NULL"),
 							   tenant_column ? 3 : 2, argtypes);
 	}
@@ -355,7 +311,6 @@ write_shadow(SyncTable *t, Jsonb *pk, Jsonb *json, bool tombstone)
 	values[2] = sync_current_tenant_datum(&tenant_null);
 	if (tenant_null)
 		nulls[2] = 'n';
-	sync_become_owner(t, &saved_user, &saved_context);
 	rc = SPI_execute_plan(*plan, values, nulls, false, 0);
 	sync_restore_user(saved_user, saved_context);
 	if (rc != SPI_OK_INSERT)
@@ -422,7 +377,7 @@ stored_stamp(Jsonb *meta, const char *column, SyncStamp *stamp)
 	v = getKeyJsonValueFromContainer(&meta->root, column, strlen(column), NULL);
 	if (v == NULL)
 		return false;
-	parse_stamp(v, column, stamp);
+	sync_parse_stamp(v, column, stamp);
 	return true;
 }
 
@@ -482,7 +437,7 @@ merge_one(SyncTable *t, Jsonb *row, Jsonb *meta, bool hydration, MergeTally *tal
 		}
 		fields[nfields].name = name;
 		fields[nfields].attnum = attnum;
-		parse_stamp(getKeyJsonValueFromContainer(&meta->root, name, strlen(name), NULL),
+		sync_parse_stamp(getKeyJsonValueFromContainer(&meta->root, name, strlen(name), NULL),
 					name, &fields[nfields].stamp);
 		nfields++;
 	}
@@ -530,10 +485,13 @@ merge_one(SyncTable *t, Jsonb *row, Jsonb *meta, bool hydration, MergeTally *tal
 			cmp = 1;
 		else
 		{
-			cmp = compare_stamps(&f->stamp, &old);
+			cmp = sync_compare_stamps(&f->stamp, &old);
 			oldval = field_value(cur, f->name);
 			if (cmp == 0)
 				cmp = compare_values(newval, oldval);
+			/* the origin last, so that equal writes of two pipelines agree too */
+			if (cmp == 0)
+				cmp = strcmp(f->stamp.origin, old.origin);
 		}
 
 		if (cmp > 0)
@@ -617,11 +575,9 @@ merge_delete_one(SyncTable *t, Jsonb *pk, JsonbValue *stamp_value)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("primary key must be a JSON object")));
 	pk = pk_of_row(t, pk);
-	parse_stamp(stamp_value, "deleted", &stamp);
+	sync_parse_stamp(stamp_value, "deleted", &stamp);
 	cur = current_row(t, pk);
 	(void) sync_read_meta(t, pk, true, &tombstone);
-	if (tombstone != NULL && cur == NULL)
-		return false;			/* deleted already: the first tombstone stays */
 	if (cur != NULL)
 	{
 		write_table(t, psprintf("DELETE FROM %s AS s USING pg_catalog.jsonb_to_record($1) AS r(%s) WHERE %s",
