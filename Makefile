@@ -23,7 +23,8 @@ OBJS = \
 	src/tenancy.o \
 	src/guard.o \
 	src/sync.o \
-	src/sync_merge.o
+	src/sync_merge.o \
+	src/sync_feed.o
 
 # Migration lineage (src/lineage*.c)
 OBJS += \

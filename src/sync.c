@@ -780,11 +780,13 @@ stamp_plan(SyncTable *t, bool tombstone)
 	appendStringInfo(&params, ", $%d", nargs);
 	if (tombstone)
 		appendStringInfo(&sql, ", tombstone) VALUES (%s) ON CONFLICT (%s) DO UPDATE"
-						 " SET tombstone = domi._sync_later_stamp(s.tombstone, EXCLUDED.tombstone), meta = '{}'",
+						 " SET tombstone = domi._sync_later_stamp(s.tombstone, EXCLUDED.tombstone), meta = '{}'"
+						 SYNC_FEED_RESTAMP,
 						 params.data, t->pk_list);
 	else
 		appendStringInfo(&sql, ", meta) VALUES (%s) ON CONFLICT (%s) DO UPDATE"
-						 " SET meta = s.meta OPERATOR(pg_catalog.||) EXCLUDED.meta, tombstone = NULL",
+						 " SET meta = s.meta OPERATOR(pg_catalog.||) EXCLUDED.meta, tombstone = NULL"
+						 SYNC_FEED_RESTAMP,
 						 params.data, t->pk_list);
 	*plan = sync_keep_plan(sql.data, nargs, argtypes);
 	return *plan;
@@ -920,9 +922,25 @@ domi_sync_truncate(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	sync_become_owner(t, &saved_user, &saved_context);
 	rc = SPI_execute(psprintf("TRUNCATE %s", t->shadow_name), false, 0);
-	sync_restore_user(saved_user, saved_context);
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "truncating field stamps failed: %s", SPI_result_code_string(rc));
+
+	/*
+	 * The tombstones went too: a change feed cursor from before this
+	 * transaction would miss the deletes, so it must resync.
+	 */
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		values[1] = {ObjectIdGetDatum(t->relid)};
+
+		rc = SPI_execute_with_args("UPDATE domi.sync_tables SET feed_horizon_xid = pg_catalog.pg_current_xact_id(),"
+								   " feed_horizon_seq = 0"
+								   " WHERE tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+								   1, argtypes, values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "moving the change feed horizon failed: %s", SPI_result_code_string(rc));
+	}
+	sync_restore_user(saved_user, saved_context);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -14,6 +14,13 @@
 /* The four pipelines a write can come from, in domi.origin. */
 #define SYNC_ORIGIN_USER "user"
 
+/*
+ * Every update of a shadow row moves it to the end of the change feed: the
+ * writing transaction's xid and a new number of the shadow's sequence
+ * (an insert gets both from the columns' defaults).
+ */
+#define SYNC_FEED_RESTAMP ", xid = pg_catalog.pg_current_xact_id(), seq = DEFAULT"
+
 /* One field's stamp: when, from which pipeline, from which replica. */
 typedef struct SyncStamp
 {

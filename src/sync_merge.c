@@ -302,8 +302,8 @@ write_shadow(SyncTable *t, Jsonb *pk, Jsonb *json, bool tombstone)
 										tcol ? ", " : "", tcol ? tcol : "",
 										tombstone ? "tombstone" : "meta",
 										t->pk_list, tcol ? ", $3" : "", t->pk_recdef, t->pk_list,
-										tombstone ? "tombstone = domi._sync_later_stamp(s.tombstone, EXCLUDED.tombstone), meta = '{}'" :
-										"meta = s.meta OPERATOR(pg_catalog.||) EXCLUDED.meta, tombstone = NULL"),
+										tombstone ? "tombstone = domi._sync_later_stamp(s.tombstone, EXCLUDED.tombstone), meta = '{}'" SYNC_FEED_RESTAMP :
+										"meta = s.meta OPERATOR(pg_catalog.||) EXCLUDED.meta, tombstone = NULL" SYNC_FEED_RESTAMP),
 							   tenant_column ? 3 : 2, argtypes);
 	}
 	values[0] = JsonbPGetDatum(pk);
