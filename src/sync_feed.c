@@ -334,10 +334,16 @@ rows_plan_for(SyncTable *t)
 	{
 		Oid			argtypes[1] = {JSONBOID};
 
-		c->rows = sync_keep_plan(psprintf("SELECT r.domi_ord__, pg_catalog.to_jsonb(s) FROM"
+		/*
+		 * A lateral lookup per key: one primary key index probe each,
+		 * whatever the planner guesses for the size of the array (a hash
+		 * join would read the whole table for every page).
+		 */
+		c->rows = sync_keep_plan(psprintf("SELECT r.domi_ord__, x.row FROM"
 										  " ROWS FROM (pg_catalog.jsonb_to_recordset($1) AS (%s))"
-										  " WITH ORDINALITY AS r(%s, domi_ord__)"
-										  " JOIN %s s ON %s",
+										  " WITH ORDINALITY AS r(%s, domi_ord__),"
+										  " LATERAL (SELECT pg_catalog.to_jsonb(s) AS row FROM %s s"
+										  " WHERE %s LIMIT 1) x",
 										  t->pk_recdef, t->pk_list, t->table_name, t->pk_match),
 								 1, argtypes);
 	}
@@ -496,6 +502,7 @@ domi_sync_changes(PG_FUNCTION_ARGS)
 	bool		scanned_any = false;
 	FeedEntry  *entries;
 	int			nentries = 0,
+				maxentries,
 				i;
 	int64		scanned = 0;
 	Oid			saved_user;
@@ -543,7 +550,8 @@ domi_sync_changes(PG_FUNCTION_ARGS)
 				 errdetail("Deletes after this cursor were purged, or the table was truncated."),
 				 errhint("Resync from scratch: drop the local copy and call domi.changes() with since = NULL.")));
 
-	entries = palloc(sizeof(FeedEntry) * max_rows);
+	maxentries = Min(max_rows, 1024);
+	entries = palloc(sizeof(FeedEntry) * maxentries);
 	while (more && nentries < max_rows)
 	{
 		Datum		values[4];
@@ -567,8 +575,15 @@ domi_sync_changes(PG_FUNCTION_ARGS)
 			HeapTuple	tup = SPI_tuptable->vals[r];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
-			FeedEntry  *e = &entries[nentries];
+			FeedEntry  *e;
 			Datum		d;
+
+			if (nentries == maxentries)
+			{
+				maxentries = Min((int64) maxentries * 2, max_rows);
+				entries = repalloc(entries, sizeof(FeedEntry) * maxentries);
+			}
+			e = &entries[nentries];
 
 			pos.xid = U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, desc, 4, &isnull)));
 			pos.seq = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
