@@ -661,7 +661,6 @@ domi_sync_merge_batch(PG_FUNCTION_ARGS)
 	SyncTable  *t = merge_table(fcinfo);
 	Jsonb	   *changes;
 	bool		hydration = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
-	MemoryContext caller = CurrentMemoryContext;
 	MemoryContext per_change;
 	MergeTally	tally;
 	JsonbIterator *it;
@@ -679,8 +678,6 @@ domi_sync_merge_batch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("changes must be a JSON array")));
 	memset(&tally, 0, sizeof(tally));	/* counts only, no lists */
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	per_change = AllocSetContextCreate(CurrentMemoryContext, "domi merge batch", ALLOCSET_DEFAULT_SIZES);
 	it = JsonbIteratorInit(&changes->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -700,7 +697,15 @@ domi_sync_merge_batch(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("change %d is not a JSON object", n)));
 		change = v.val.binary.data;
+
+		/*
+		 * One SPI connection per change: each SPI call returns to SPI's
+		 * own context, which only SPI_finish frees, so a connection held
+		 * over the whole batch grew by every change's allocations.
+		 */
 		old = MemoryContextSwitchTo(per_change);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		row = getKeyJsonValueFromContainer(change, "row", 3, NULL);
 		meta = getKeyJsonValueFromContainer(change, "meta", 4, NULL);
 		pk = getKeyJsonValueFromContainer(change, "pk", 2, NULL);
@@ -716,10 +721,12 @@ domi_sync_merge_batch(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("change %d is neither {\"row\", \"meta\"} nor {\"pk\", \"deleted\"}", n)));
+		SPI_finish();
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(per_change);
 	}
-	PG_RETURN_JSONB_P(finish_result(tally_result(&tally, false), caller));
+	MemoryContextDelete(per_change);
+	PG_RETURN_JSONB_P(tally_result(&tally, false));
 }
 
 /* domi.merge_delete(tbl, pk, stamp): true when a row was deleted. */
