@@ -1101,14 +1101,17 @@ domi_sync_latest_rows(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	sync_become_owner(t, &saved_user, &saved_context);
-	rc = SPI_execute_with_args(psprintf("SELECT %s, domi.updated_at(s.meta)"
-										" FROM %s s WHERE s.tombstone IS NULL%s%s%s"
-										" ORDER BY domi.updated_at(s.meta) DESC LIMIT $1",
-										t->pk_object, t->shadow_name,
-										tenant_col ? " AND s." : "",
-										tenant_col ? tenant_col : "",
-										tenant_col ? " OPERATOR(pg_catalog.=) $2" : ""),
-							   tenant_col ? 2 : 1, argtypes, values, nulls, true, 0);
+	/* planned once per table and backend: planning cost more than the scan */
+	if (t->latest_plan == NULL)
+		t->latest_plan = sync_keep_plan(psprintf("SELECT %s, domi.updated_at(s.meta)"
+												 " FROM %s s WHERE s.tombstone IS NULL%s%s%s"
+												 " ORDER BY domi.updated_at(s.meta) DESC LIMIT $1",
+												 t->pk_object, t->shadow_name,
+												 tenant_col ? " AND s." : "",
+												 tenant_col ? tenant_col : "",
+												 tenant_col ? " OPERATOR(pg_catalog.=) $2" : ""),
+										tenant_col ? 2 : 1, argtypes);
+	rc = SPI_execute_plan(t->latest_plan, values, nulls, true, 0);
 	sync_restore_user(saved_user, saved_context);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading the latest rows failed: %s", SPI_result_code_string(rc));

@@ -61,6 +61,7 @@ typedef struct SyncTable
 	SPIPlanPtr	write_plan;		/* merge: upsert stamps by pk jsonb */
 	SPIPlanPtr	row_plan;		/* merge: the row as jsonb, FOR UPDATE, as the caller */
 	SPIPlanPtr	bury_plan;		/* merge: a tombstone by pk jsonb */
+	SPIPlanPtr	latest_plan;	/* latest_rows: by the updated_at index */
 } SyncTable;
 
 /* sync.c */
