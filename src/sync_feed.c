@@ -251,13 +251,12 @@ static SPIPlanPtr feed_plan_for(SyncTable *t);
 typedef struct FeedPlanCache
 {
 	Oid			relid;
-	Oid			shadow;
-	char	   *shadow_name;
+	char	   *names;			/* every name the plans' SQL holds */
 	SPIPlanPtr	scan;
 	SPIPlanPtr	rows;
 } FeedPlanCache;
 
-/* Plans per table, by relid; a changed shadow name replans (renames). */
+/* Plans per table, by relid; a renamed table or key column replans. */
 static FeedPlanCache *feed_plans = NULL;
 static int	nfeed_plans = 0;
 static int	max_feed_plans = 0;
@@ -266,33 +265,29 @@ static FeedPlanCache *
 feed_cache(SyncTable *t)
 {
 	int			i;
-	FeedPlanCache *c;
+	FeedPlanCache *c = NULL;
+	char	   *names = psprintf("%s|%s|%s|%s|%s|%d", t->shadow_name, t->table_name, t->pk_object,
+								 t->pk_recdef, t->pk_match, t->tenant_attnum);
 
-	for (i = 0; i < nfeed_plans; i++)
+	for (i = 0; i < nfeed_plans && c == NULL; i++)
+		if (feed_plans[i].relid == t->relid)
+			c = &feed_plans[i];
+	if (c != NULL && strcmp(c->names, names) == 0)
+		return c;
+	if (c == NULL)
 	{
-		c = &feed_plans[i];
-		if (c->relid == t->relid)
+		if (nfeed_plans == max_feed_plans)
 		{
-			if (c->shadow == t->shadow && strcmp(c->shadow_name, t->shadow_name) == 0)
-				return c;
-			/* left behind, as sync.c leaves stale plans: DDL is rare */
-			c->scan = c->rows = NULL;
-			c->shadow = t->shadow;
-			c->shadow_name = MemoryContextStrdup(TopMemoryContext, t->shadow_name);
-			return c;
+			max_feed_plans = max_feed_plans ? max_feed_plans * 2 : 8;
+			feed_plans = feed_plans ?
+				repalloc(feed_plans, sizeof(FeedPlanCache) * max_feed_plans) :
+				MemoryContextAlloc(TopMemoryContext, sizeof(FeedPlanCache) * max_feed_plans);
 		}
+		c = &feed_plans[nfeed_plans++];
+		c->relid = t->relid;
 	}
-	if (nfeed_plans == max_feed_plans)
-	{
-		max_feed_plans = max_feed_plans ? max_feed_plans * 2 : 8;
-		feed_plans = feed_plans ?
-			repalloc(feed_plans, sizeof(FeedPlanCache) * max_feed_plans) :
-			MemoryContextAlloc(TopMemoryContext, sizeof(FeedPlanCache) * max_feed_plans);
-	}
-	c = &feed_plans[nfeed_plans++];
-	c->relid = t->relid;
-	c->shadow = t->shadow;
-	c->shadow_name = MemoryContextStrdup(TopMemoryContext, t->shadow_name);
+	/* stale plans are left behind, as sync.c leaves them: DDL is rare */
+	c->names = MemoryContextStrdup(TopMemoryContext, names);
 	c->scan = c->rows = NULL;
 	return c;
 }

@@ -212,7 +212,13 @@ SELECT count(*) FROM domi.changes('feed_notes', :'c4', 100);
 COMMIT;
 RESET ROLE;
 
-DROP TABLE feed_notes, feed_plain;
+-- Renames: the feed follows the table and its key column.
+ALTER TABLE feed_plain RENAME TO feed_plain2;
+SELECT pk, row FROM domi.changes('feed_plain2', NULL, 10);
+ALTER TABLE feed_plain2 RENAME COLUMN id TO key;
+SELECT pk, row FROM domi.changes('feed_plain2', NULL, 10);
+
+DROP TABLE feed_notes, feed_plain2;
 DROP FUNCTION feed_page(text, int, text);
 DROP ROLE feed_app;
 DROP ROLE feed_other;
