@@ -541,6 +541,23 @@ sync_keep_plan(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * The same, always generic: for a statement with LIMIT $n the plan cache
+ * keeps preferring a custom plan (its estimate with the real limit is
+ * cheaper), and so planned it again on every call.
+ */
+SPIPlanPtr
+sync_keep_generic_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "preparing \"%s\" failed: %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+/*
  * Plans of the merge's statements, which differ by the set of columns a
  * change names: kept by their SQL text, so that a client sending the same
  * shape of change again does not parse and plan it again.  Bounded: past
@@ -1103,7 +1120,7 @@ domi_sync_latest_rows(PG_FUNCTION_ARGS)
 	sync_become_owner(t, &saved_user, &saved_context);
 	/* planned once per table and backend: planning cost more than the scan */
 	if (t->latest_plan == NULL)
-		t->latest_plan = sync_keep_plan(psprintf("SELECT %s, domi.updated_at(s.meta)"
+		t->latest_plan = sync_keep_generic_plan(psprintf("SELECT %s, domi.updated_at(s.meta)"
 												 " FROM %s s WHERE s.tombstone IS NULL%s%s%s"
 												 " ORDER BY domi.updated_at(s.meta) DESC LIMIT $1",
 												 t->pk_object, t->shadow_name,

@@ -74,6 +74,7 @@ extern Datum sync_current_tenant_datum(bool *isnull);
 extern void sync_become_owner(SyncTable *t, Oid *saved_user, int *saved_context);
 extern void sync_restore_user(Oid saved_user, int saved_context);
 extern SPIPlanPtr sync_keep_plan(const char *sql, int nargs, Oid *argtypes);
+extern SPIPlanPtr sync_keep_generic_plan(const char *sql, int nargs, Oid *argtypes);
 extern SPIPlanPtr sync_cached_plan(const char *sql, int nargs, Oid *argtypes, bool *transient);
 extern void sync_parse_stamp(JsonbValue *v, const char *column, SyncStamp *stamp);
 extern int	sync_compare_stamps(const SyncStamp *a, const SyncStamp *b);

@@ -303,7 +303,7 @@ feed_plan_for(SyncTable *t)
 		const char *tcol = t->tenant_attnum ?
 		quote_identifier(get_attname(t->relid, t->tenant_attnum, false)) : NULL;
 
-		c->scan = sync_keep_plan(psprintf("SELECT %s, s.meta, s.tombstone, s.xid, s.seq FROM %s s"
+		c->scan = sync_keep_generic_plan(psprintf("SELECT %s, s.meta, s.tombstone, s.xid, s.seq FROM %s s"
 										  " WHERE (s.xid, s.seq) OPERATOR(pg_catalog.>) ($1, $2)"
 										  " AND s.xid OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
 										  "%s%s%s"
@@ -334,7 +334,7 @@ rows_plan_for(SyncTable *t)
 		 * whatever the planner guesses for the size of the array (a hash
 		 * join would read the whole table for every page).
 		 */
-		c->rows = sync_keep_plan(psprintf("SELECT r.domi_ord__, x.row FROM"
+		c->rows = sync_keep_generic_plan(psprintf("SELECT r.domi_ord__, x.row FROM"
 										  " ROWS FROM (pg_catalog.jsonb_to_recordset($1) AS (%s))"
 										  " WITH ORDINALITY AS r(%s, domi_ord__),"
 										  " LATERAL (SELECT pg_catalog.to_jsonb(s) AS row FROM %s s"
