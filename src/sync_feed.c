@@ -214,9 +214,14 @@ feed_horizon(SyncTable *t, FeedPos *horizon)
 				s;
 	int			rc;
 
-	rc = SPI_execute_with_args("SELECT s.feed_horizon_xid, s.feed_horizon_seq FROM domi.sync_tables s"
-							   " WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-							   1, argtypes, values, NULL, true, 1);
+	static SPIPlanPtr plan = NULL;
+
+	/* planned once per backend: planning cost more than the lookup */
+	if (plan == NULL)
+		plan = sync_keep_plan("SELECT s.feed_horizon_xid, s.feed_horizon_seq FROM domi.sync_tables s"
+							  " WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+							  1, argtypes);
+	rc = SPI_execute_plan(plan, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading the change feed horizon failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
