@@ -1847,6 +1847,11 @@ ALTER EVENT TRIGGER domi_sync_ddl_end ENABLE ALWAYS;
 REVOKE ALL ON FUNCTION domi._sync_ddl_end() FROM PUBLIC;
 REVOKE ALL ON FUNCTION domi._sync_stamp() FROM PUBLIC;
 REVOKE ALL ON FUNCTION domi._sync_truncate() FROM PUBLIC;
+-- Used only as the extension owner: by _enable_field_sync and in the
+-- queries on the shadow tables.
+REVOKE ALL ON FUNCTION domi._sync_now_text() FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._sync_shadow_name(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION domi._sync_later_stamp(jsonb, jsonb) FROM PUBLIC;
 
 -- A synced table dropped: its shadow and registry row go with it.
 CREATE FUNCTION domi._sync_sql_drop() RETURNS event_trigger
