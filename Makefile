@@ -26,7 +26,10 @@ OBJS = \
 	src/tenancy.o \
 	src/guard.o \
 	src/rls_guard.o \
-	src/citus.o
+	src/citus.o \
+	src/sync.o \
+	src/sync_merge.o \
+	src/sync_feed.o
 
 # Migration lineage (src/lineage*.c)
 OBJS += \

@@ -30,6 +30,7 @@ _PG_init(void)
 	domi_tenancy_init();
 	domi_guard_init();
 	domi_ledger_init();
+	domi_sync_init();
 
 	/* Settings under "domi." that we did not define are typos: say so. */
 	MarkGUCPrefixReserved("domi");

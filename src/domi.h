@@ -81,4 +81,7 @@ extern void domi_guard_init(void);
 /* ledger.c: the DDL ledger (domi.ddl_ledger setting, statement hook, event triggers) */
 extern void domi_ledger_init(void);
 
+/* sync.c: field-level sync (domi.origin, domi.client_id); internal API in sync.h */
+extern void domi_sync_init(void);
+
 #endif							/* DOMI_H */
