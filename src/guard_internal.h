@@ -56,16 +56,21 @@ typedef struct GuardHit
 typedef DomiOwnerSpi RegistryAccess;
 
 /* guard.c */
-extern bool guard_allow_drop_names_path(const char *schema, const char *table_name, const char *column_name);
+extern bool guard_allow_drop_names_path(const char *schema,
+										const char *table_name,
+										const char *column_name);
 extern void guard_append_not_local_note(StringInfo detail);
 extern const char *guard_command_name(CommandTag tag);
-extern EventTriggerData *guard_event_trigger_data(FunctionCallInfo fcinfo, const char *event);
-extern void guard_enforce(List *hits, CommandTag tag, const RegistryAccess *access);
+extern EventTriggerData *guard_event_trigger_data(FunctionCallInfo fcinfo,
+												  const char *event);
+extern void guard_enforce(List *hits, CommandTag tag,
+						  const RegistryAccess *access);
 
 /* guard_registry.c */
 extern List *guard_hits_from_result(GuardAction action);
 extern void guard_registry_close(RegistryAccess *access);
-extern void guard_registry_execute(const char *sql, int nargs, Oid *types, Datum *values, int expected);
+extern void guard_registry_execute(const char *sql, int nargs, Oid *types,
+								   Datum *values, int expected);
 extern void guard_registry_follow(const GuardHit *hit);
 extern bool guard_registry_open(RegistryAccess *access);
 extern Datum guard_spi_datum(int row, int col);

@@ -142,7 +142,7 @@ registry_plan(const char *sql, int nargs, Oid *types)
  */
 void
 guard_registry_execute(const char *sql, int nargs, Oid *types, Datum *values,
-				 int expected)
+					   int expected)
 {
 	int			ret = SPI_execute_snapshot(registry_plan(sql, nargs, types), values, NULL,
 										   GetLatestSnapshot(), InvalidSnapshot,
@@ -212,7 +212,7 @@ guard_registry_follow(const GuardHit *hit)
 		case GUARD_DROP:
 		case GUARD_VANISHED:
 			guard_registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
-							 2, types, values, SPI_OK_DELETE);
+								   2, types, values, SPI_OK_DELETE);
 			break;
 		case GUARD_REWRITE:
 		case GUARD_DROP_FIELD:
@@ -222,13 +222,13 @@ guard_registry_follow(const GuardHit *hit)
 			values[2] = ObjectIdGetDatum(hit->new_type);
 			values[3] = Int32GetDatum(hit->new_typmod);
 			guard_registry_execute("UPDATE domi._protected_columns SET typ = $3, typmod = $4 WHERE tbl = $1 AND col = $2",
-							 4, types, values, SPI_OK_UPDATE);
+								   4, types, values, SPI_OK_UPDATE);
 			break;
 		case GUARD_RENAME:
 			types[2] = NAMEOID;
 			values[2] = DirectFunctionCall1(namein, CStringGetDatum(hit->new_name));
 			guard_registry_execute("UPDATE domi._protected_columns SET col = $3 WHERE tbl = $1 AND col = $2",
-							 3, types, values, SPI_OK_UPDATE);
+								   3, types, values, SPI_OK_UPDATE);
 			break;
 		case GUARD_UNGUARD:
 			/* The registry goes with the extension. */
@@ -338,8 +338,8 @@ domi_protect_column(PG_FUNCTION_ARGS)
 	if (!guard_registry_open(&access))
 		report_missing_registry();
 	guard_registry_execute("INSERT INTO domi._protected_columns (tbl, col, typ, typmod, protected_by)"
-					 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tbl, col) DO NOTHING",
-					 5, types, values, SPI_OK_INSERT);
+						   " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tbl, col) DO NOTHING",
+						   5, types, values, SPI_OK_INSERT);
 	added = SPI_processed > 0;
 	guard_registry_close(&access);
 	PG_RETURN_BOOL(added);
@@ -369,7 +369,7 @@ domi_unprotect_column(PG_FUNCTION_ARGS)
 	if (!guard_registry_open(&access))
 		report_missing_registry();
 	guard_registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
-					 2, types, values, SPI_OK_DELETE);
+						   2, types, values, SPI_OK_DELETE);
 	removed = SPI_processed > 0;
 	guard_registry_close(&access);
 	if (removed)

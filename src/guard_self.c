@@ -153,8 +153,8 @@ drops_the_guard(Node *parsetree, List *owned_by)
 		Datum		values[2] = {ObjectIdGetDatum(lfirst_oid(lc)), BoolGetDatum(cascade)};
 
 		guard_registry_execute("SELECT FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
-						 " WHERE e.extname = 'domi' AND (e.extowner = $1 OR (n.nspowner = $1 AND $2))",
-						 2, types, values, SPI_OK_SELECT);
+							   " WHERE e.extname = 'domi' AND (e.extowner = $1 OR (n.nspowner = $1 AND $2))",
+							   2, types, values, SPI_OK_SELECT);
 		if (SPI_processed > 0)
 			return true;
 	}
@@ -172,7 +172,7 @@ live_tenant_keys(void)
 	if (!OidIsValid(get_relname_relid(KEYRING_TABLE, get_namespace_oid(REGISTRY_SCHEMA, false))))
 		return 0;
 	guard_registry_execute("SELECT count(*) FROM domi.tenant_keys WHERE state <> 'destroyed'",
-					 0, NULL, NULL, SPI_OK_SELECT);
+						   0, NULL, NULL, SPI_OK_SELECT);
 	return DatumGetInt64(guard_spi_datum(0, 1));
 }
 
@@ -272,11 +272,11 @@ domi_guard_ddl_start(PG_FUNCTION_ARGS)
 		if (keys > 0 && !guard_allow_drop_names_path(REGISTRY_SCHEMA, KEYRING_TABLE, ""))
 			refuse_keyring_drop(keys, trigdata->tag);
 		guard_registry_execute("SELECT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
-						 "  FROM domi._protected_columns r"
-						 "  JOIN pg_class c ON c.oid = r.tbl"
-						 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
-						 " ORDER BY 2, 3, 4",
-						 0, NULL, NULL, SPI_OK_SELECT);
+							   "  FROM domi._protected_columns r"
+							   "  JOIN pg_class c ON c.oid = r.tbl"
+							   "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+							   " ORDER BY 2, 3, 4",
+							   0, NULL, NULL, SPI_OK_SELECT);
 		guard_enforce(guard_hits_from_result(GUARD_UNGUARD), trigdata->tag, &access);
 		if (keys > 0)
 			report_keyring_override(keys, trigdata->tag, access.saved_userid);

@@ -188,13 +188,13 @@ narrowed_protected_columns(void)
 	values[0] = guard_oid_array(relids);
 	values[1] = int2_array(attnums);
 	guard_registry_execute("SELECT DISTINCT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
-					 "  FROM unnest($1, $2) u(rel, att)"
-					 "  JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att AND NOT a.attisdropped"
-					 "  JOIN domi._protected_columns r ON r.tbl = a.attrelid AND r.col = a.attname"
-					 "  JOIN pg_class c ON c.oid = r.tbl"
-					 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
-					 " ORDER BY 2, 3, 4",
-					 2, types, values, SPI_OK_SELECT);
+						   "  FROM unnest($1, $2) u(rel, att)"
+						   "  JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att AND NOT a.attisdropped"
+						   "  JOIN domi._protected_columns r ON r.tbl = a.attrelid AND r.col = a.attname"
+						   "  JOIN pg_class c ON c.oid = r.tbl"
+						   "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+						   " ORDER BY 2, 3, 4",
+						   2, types, values, SPI_OK_SELECT);
 	return guard_hits_from_result(GUARD_DROP_FIELD);
 }
 
@@ -266,7 +266,7 @@ touched_tables(void)
 	uint64		row;
 
 	guard_registry_execute("SELECT classid, objid FROM pg_event_trigger_ddl_commands()",
-					 0, NULL, NULL, SPI_OK_SELECT);
+						   0, NULL, NULL, SPI_OK_SELECT);
 	for (row = 0; row < SPI_processed; row++)
 	{
 		ObjectAddress *address = palloc(sizeof(ObjectAddress));
@@ -404,8 +404,8 @@ domi_guard_ddl_end(PG_FUNCTION_ARGS)
 	{
 		values[0] = guard_oid_array(relids);
 		guard_registry_execute("SELECT tbl::oid, col::text, typ::oid, typmod FROM domi._protected_columns"
-						 " WHERE tbl = ANY ($1) ORDER BY tbl, col",
-						 1, types, values, SPI_OK_SELECT);
+							   " WHERE tbl = ANY ($1) ORDER BY tbl, col",
+							   1, types, values, SPI_OK_SELECT);
 		for (row = 0; row < SPI_processed; row++)
 		{
 			GuardHit   *hit = check_protected_column(DatumGetObjectId(guard_spi_datum(row, 1)),

@@ -217,7 +217,7 @@ keyring_owner_spi_finish(OwnerSpi *spi)
  */
 int
 keyring_owner_spi_run(const char *sql, int nargs, Oid *types, Datum *values,
-			  const char *nulls, int expected)
+					  const char *nulls, int expected)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
 	int			rc;
@@ -286,9 +286,9 @@ fetch_key_rows(const pg_uuid_t *tenant, bool retired_only, int *nrows)
 	/* On a Citus worker this runs inside a query on a shard. */
 	domi_citus_allow_nested_read();
 	keyring_owner_spi_run("SELECT version, state, wrapped, root_fingerprint FROM domi.tenant_keys"
-				  " WHERE tenant = $1 AND (NOT $2 OR state = 'retired')"
-				  " ORDER BY version DESC",
-				  2, types, values, NULL, SPI_OK_SELECT);
+						  " WHERE tenant = $1 AND (NOT $2 OR state = 'retired')"
+						  " ORDER BY version DESC",
+						  2, types, values, NULL, SPI_OK_SELECT);
 	rows = MemoryContextAllocZero(spi.caller_context, sizeof(KeyRow) * (SPI_processed + 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -485,9 +485,9 @@ tenant_summary(const pg_uuid_t *tenant)
 	TupleDesc	desc;
 
 	keyring_owner_spi_run("SELECT coalesce(max(version), 0), coalesce(bool_or(state = 'active'), false),"
-				  " coalesce(bool_or(state = 'destroyed'), false)"
-				  " FROM domi.tenant_keys WHERE tenant = $1",
-				  1, types, values, NULL, SPI_OK_SELECT);
+						  " coalesce(bool_or(state = 'destroyed'), false)"
+						  " FROM domi.tenant_keys WHERE tenant = $1",
+						  1, types, values, NULL, SPI_OK_SELECT);
 	tuple = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	summary.max_version = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
@@ -535,9 +535,9 @@ keyring_check_no_foreign_root(void)
 	values[0] = PointerGetDatum(keyring_fingerprint_to_bytea(current));
 	values[1] = previous ? PointerGetDatum(keyring_fingerprint_to_bytea(previous)) : (Datum) 0;
 	keyring_owner_spi_run("SELECT tenant, version, root_fingerprint FROM domi.tenant_keys"
-				  " WHERE (root_fingerprint < $1 OR root_fingerprint > $1)"
-				  " AND root_fingerprint IS DISTINCT FROM $2 LIMIT 1",
-				  2, types, values, nulls, SPI_OK_SELECT);
+						  " WHERE (root_fingerprint < $1 OR root_fingerprint > $1)"
+						  " AND root_fingerprint IS DISTINCT FROM $2 LIMIT 1",
+						  2, types, values, nulls, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[0];
@@ -556,7 +556,7 @@ keyring_check_no_foreign_root(void)
 /* Wrap key for tenant and version and insert it in the given state. */
 void
 keyring_insert_key(const pg_uuid_t *tenant, int32 version, KeyState state,
-		   const unsigned char *key)
+				   const unsigned char *key)
 {
 	Oid			types[5] = {UUIDOID, INT4OID, TEXTOID, BYTEAOID, BYTEAOID};
 	Datum		values[5];
@@ -567,8 +567,8 @@ keyring_insert_key(const pg_uuid_t *tenant, int32 version, KeyState state,
 	values[3] = PointerGetDatum(keyring_wrap_to_bytea(key, tenant, version));
 	values[4] = PointerGetDatum(keyring_fingerprint_to_bytea(domi_root_fingerprint(false)));
 	keyring_owner_spi_run("INSERT INTO domi.tenant_keys (tenant, version, state, wrapped, root_fingerprint)"
-				  " VALUES ($1, $2, $3, $4, $5)",
-				  5, types, values, NULL, SPI_OK_INSERT);
+						  " VALUES ($1, $2, $3, $4, $5)",
+						  5, types, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -618,8 +618,8 @@ keyring_add_active_key(const pg_uuid_t *tenant, bool only_if_none)
 	keyring_check_no_foreign_root();
 	if (summary.has_active)
 		keyring_owner_spi_run("UPDATE domi.tenant_keys SET state = 'decrypt_only', changed_at = now()"
-					  " WHERE tenant = $1 AND state = 'active'",
-					  1, types, values, NULL, SPI_OK_UPDATE);
+							  " WHERE tenant = $1 AND state = 'active'",
+							  1, types, values, NULL, SPI_OK_UPDATE);
 
 	keyring_cache_prepare();
 	key = keyring_arena_slot(0);

@@ -152,11 +152,11 @@ read_retiring_row(const pg_uuid_t *tenant, int32 version, bool lock, KeyRow *row
 	if (lock)
 		keyring_lock_tenant_keys(tenant);
 	keyring_owner_spi_run(lock ?
-				  "SELECT state, wrapped, root_fingerprint, xmin::text FROM domi.tenant_keys"
-				  " WHERE tenant = $1 AND version = $2 FOR UPDATE" :
-				  "SELECT state, wrapped, root_fingerprint, xmin::text FROM domi.tenant_keys"
-				  " WHERE tenant = $1 AND version = $2",
-				  2, types, values, NULL, SPI_OK_SELECT);
+						  "SELECT state, wrapped, root_fingerprint, xmin::text FROM domi.tenant_keys"
+						  " WHERE tenant = $1 AND version = $2 FOR UPDATE" :
+						  "SELECT state, wrapped, root_fingerprint, xmin::text FROM domi.tenant_keys"
+						  " WHERE tenant = $1 AND version = $2",
+						  2, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(DOMI_ERRCODE_UNKNOWN_KEY),
@@ -262,8 +262,8 @@ domi_retire_tenant_key(PG_FUNCTION_ARGS)
 
 	keyring_owner_spi_connect(&spi);
 	keyring_owner_spi_run("UPDATE domi.tenant_keys SET state = 'retired', changed_at = now()"
-				  " WHERE tenant = $1 AND version = $2",
-				  2, types, values, NULL, SPI_OK_UPDATE);
+						  " WHERE tenant = $1 AND version = $2",
+						  2, types, values, NULL, SPI_OK_UPDATE);
 	keyring_owner_spi_finish(&spi);
 	keyring_cache_flush();
 	PG_RETURN_VOID();
@@ -288,9 +288,9 @@ domi_destroy_tenant_keys(PG_FUNCTION_ARGS)
 	keyring_owner_spi_connect(&spi);
 	keyring_lock_tenant_keys(tenant);
 	keyring_owner_spi_run("UPDATE domi.tenant_keys SET state = 'destroyed', wrapped = NULL,"
-				  " root_fingerprint = NULL, changed_at = now()"
-				  " WHERE tenant = $1 AND state <> 'destroyed'",
-				  1, types, values, NULL, SPI_OK_UPDATE);
+						  " root_fingerprint = NULL, changed_at = now()"
+						  " WHERE tenant = $1 AND state <> 'destroyed'",
+						  1, types, values, NULL, SPI_OK_UPDATE);
 	destroyed = (int32) SPI_processed;
 	keyring_owner_spi_finish(&spi);
 	keyring_cache_flush();
@@ -351,8 +351,8 @@ domi_rewrap_tenant_keys(PG_FUNCTION_ARGS)
 	domi_require_root_key();
 	keyring_owner_spi_connect(&spi);
 	keyring_owner_spi_run("SELECT tenant, version, wrapped, root_fingerprint FROM domi.tenant_keys"
-				  " WHERE wrapped IS NOT NULL ORDER BY tenant, version FOR UPDATE",
-				  0, NULL, NULL, NULL, SPI_OK_SELECT);
+						  " WHERE wrapped IS NOT NULL ORDER BY tenant, version FOR UPDATE",
+						  0, NULL, NULL, NULL, SPI_OK_SELECT);
 	nrows = (int) SPI_processed;
 	tenants = MemoryContextAlloc(rows_context, sizeof(pg_uuid_t) * (nrows + 1));
 	versions = MemoryContextAlloc(rows_context, sizeof(int32) * (nrows + 1));
@@ -393,8 +393,8 @@ domi_rewrap_tenant_keys(PG_FUNCTION_ARGS)
 			values[3] = PointerGetDatum(keyring_fingerprint_to_bytea(domi_root_fingerprint(false)));
 			/* The same key, so the same state and stored values. */
 			keyring_owner_spi_run("UPDATE domi.tenant_keys SET wrapped = $3, root_fingerprint = $4"
-						  " WHERE tenant = $1 AND version = $2",
-						  4, types, values, NULL, SPI_OK_UPDATE);
+								  " WHERE tenant = $1 AND version = $2",
+								  4, types, values, NULL, SPI_OK_UPDATE);
 		}
 		PG_FINALLY();
 		{

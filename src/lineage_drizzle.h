@@ -95,8 +95,10 @@ extern void drizzle_check_prev_ids(DrizzleCheck *check);
 extern void drizzle_check_cycles(DrizzleCheck *check);
 extern void drizzle_check_heads(DrizzleCheck *check);
 extern JsonbContainer *drizzle_snapshot_doc(DrizzleCheck *check, Snapshot *s);
-extern int drizzle_snapshot_lacks(DrizzleCheck *check, Migration *m, char **list);
-extern char *drizzle_stale_fix(DrizzleCheck *check, Migration *m, const char *list);
+extern int drizzle_snapshot_lacks(DrizzleCheck *check, Migration *m,
+								  char **list);
+extern char *drizzle_stale_fix(DrizzleCheck *check, Migration *m,
+							   const char *list);
 
 /* lineage_drizzle_custom.c */
 extern void drizzle_check_custom_snapshots(DrizzleCheck *check);

@@ -137,7 +137,8 @@ extern void tenancy_end(TenancyCall *call);
 extern char *tenancy_qualified_relation_name(Oid relid);
 
 /* tenancy_config.c */
-extern void tenancy_check_config(const TenancyConfig *cfg, bool stored, ResolvedColumns *resolved);
+extern void tenancy_check_config(const TenancyConfig *cfg, bool stored,
+								 ResolvedColumns *resolved);
 extern Oid tenancy_config_table_relid(void);
 extern bool tenancy_is_text_like(Oid typid);
 extern bool tenancy_load_config(TenancyConfig *cfg);
@@ -146,7 +147,8 @@ extern Oid tenancy_relation_owner(Oid relid);
 extern void tenancy_report_tenants_id_not_unique(Oid relid, AttrNumber attnum);
 
 /* tenancy_lookup.c */
-extern bool tenancy_first_tenant(Datum user_id, LookupSnapshot which, pg_uuid_t *tenant);
+extern bool tenancy_first_tenant(Datum user_id, LookupSnapshot which,
+								 pg_uuid_t *tenant);
 extern void tenancy_require_user_id(FunctionCallInfo fcinfo);
 extern Datum tenancy_user_id_argument(FunctionCallInfo fcinfo);
 extern Datum tenancy_uuid_result(const pg_uuid_t *tenant);
