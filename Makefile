@@ -20,11 +20,18 @@ OBJS = \
 	src/owner_spi.o \
 	src/rootkey.o \
 	src/keyring.o \
+	src/keyring_sql.o \
 	src/rekey.o \
 	src/retire.o \
 	src/firstkey.o \
 	src/tenancy.o \
+	src/tenancy_config.o \
+	src/tenancy_lookup.o \
+	src/tenancy_bootstrap.o \
 	src/guard.o \
+	src/guard_registry.o \
+	src/guard_triggers.o \
+	src/guard_self.o \
 	src/rls_guard.o \
 	src/citus.o \
 	src/sync.o \
@@ -34,7 +41,11 @@ OBJS = \
 # Migration lineage (src/lineage*.c)
 OBJS += \
 	src/lineage.o \
+	src/lineage_util.o \
 	src/lineage_drizzle.o \
+	src/lineage_drizzle_snapshots.o \
+	src/lineage_drizzle_custom.o \
+	src/lineage_drizzle_database.o \
 	src/lineage_journal.o \
 	src/lineage_snapshot.o \
 	src/lineage_snapshot_diff.o \
@@ -64,12 +75,21 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# The internal headers of the concerns split over several files (after the
+# include, so that "all" stays the default goal).
+src/rootkey.o src/keyring.o src/keyring_sql.o src/rekey.o src/retire.o src/firstkey.o: \
+	src/keyring.h src/keyring_common.h src/rootkey.h
+src/keyring.o src/keyring_sql.o: src/keyring_internal.h
+src/guard.o src/guard_registry.o src/guard_triggers.o src/guard_self.o: src/guard.h src/guard_internal.h
+src/tenancy.o src/tenancy_config.o src/tenancy_lookup.o src/tenancy_bootstrap.o: src/tenancy.h
+
 # The client domi-lineage (libpq), next to the extension: PGXS builds one
 # MODULE_big or one PROGRAM per Makefile, so it has rules of its own.
 # "make" leaves it at client/domi-lineage; "make install" puts it into
 # pg_config --bindir.
 LINEAGE_OBJS = $(filter src/lineage%.o,$(OBJS))
-$(LINEAGE_OBJS): src/lineage.h
+$(LINEAGE_OBJS): src/lineage.h src/lineage_checks.h
+$(filter src/lineage_drizzle%.o,$(OBJS)): src/lineage_drizzle.h
 
 LINEAGE_CLIENT = client/domi-lineage
 all: $(LINEAGE_CLIENT)

@@ -53,6 +53,12 @@
  * privilege checks as the caller, and then read and write the registry as
  * its owner (the role that created the extension), with search_path pinned
  * to pg_catalog, the way a SECURITY DEFINER function would.
+ *
+ * This file holds the setting domi.allow_drop and the refusal or override
+ * of a statement; the registry and domi.protect_column are in
+ * guard_registry.c, the sql_drop and ddl_command_end triggers in
+ * guard_triggers.c, the ddl_command_start trigger (the guard's and the
+ * keyring's own protection) in guard_self.c.  They share guard_internal.h.
  */
 #include "postgres.h"
 
@@ -89,21 +95,7 @@
 #include "utils/syscache.h"
 
 #include "domi.h"
-#include "guard.h"
-
-PG_FUNCTION_INFO_V1(domi_protect_column);
-PG_FUNCTION_INFO_V1(domi_unprotect_column);
-PG_FUNCTION_INFO_V1(domi_guard_sql_drop);
-PG_FUNCTION_INFO_V1(domi_guard_ddl_end);
-PG_FUNCTION_INFO_V1(domi_guard_ddl_start);
-
-#define ALLOW_DROP_SETTING	"domi.allow_drop"
-#define REGISTRY_SCHEMA		"domi"
-#define REGISTRY_TABLE		"_protected_columns"
-#define KEYRING_TABLE		"tenant_keys"
-
-/* One SQLSTATE for every refusal, so that migration tooling can catch one. */
-#define DOMI_ERRCODE_PROTECTED_COLUMN	DOMI_ERRCODE_GUARD_REFUSAL
+#include "guard_internal.h"
 
 /*
  * Parsed domi.allow_drop, the GUC machinery's "extra": count entries of
@@ -123,34 +115,6 @@ static const AllowDropList *allow_drop_list = NULL;
 /* The setting's own GUC record, to read its stack (see the file header). */
 static struct config_generic *allow_drop_guc = NULL;
 
-/* What a statement would do to a protected column. */
-typedef enum GuardAction
-{
-	GUARD_DROP,					/* drops the column (or its table) */
-	GUARD_RETYPE,				/* changes its type or type modifier */
-	GUARD_REWRITE,				/* rewrites it with ALTER COLUMN TYPE ... USING,
-								 * keeping its type */
-	GUARD_DROP_FIELD,			/* drops an attribute of the composite type its
-								 * values are made of */
-	GUARD_RENAME,				/* renames it */
-	GUARD_VANISHED,				/* it is gone from a table the statement altered */
-	GUARD_UNGUARD				/* drops the guard itself (DROP EXTENSION domi) */
-} GuardAction;
-
-typedef struct GuardHit
-{
-	GuardAction action;
-	Oid			relid;
-	char	   *schema;
-	char	   *table;
-	char	   *column;
-	char	   *new_name;		/* GUARD_RENAME */
-	Oid			new_type;		/* GUARD_RETYPE, GUARD_REWRITE */
-	int32		new_typmod;
-} GuardHit;
-
-/* State saved while the registry is accessed as its owner. */
-typedef DomiOwnerSpi RegistryAccess;
 
 /* ---------------------------------------------------------------------
  * domi.allow_drop
@@ -343,8 +307,8 @@ allow_drop_has_value(void)
  * Does the transaction's SET LOCAL domi.allow_drop name this column (or,
  * with an empty column, this table)?
  */
-static bool
-allow_drop_names_path(const char *schema, const char *table_name, const char *column_name)
+bool
+guard_allow_drop_names_path(const char *schema, const char *table_name, const char *column_name)
 {
 	const char *name;
 	int			i;
@@ -369,7 +333,7 @@ allow_drop_names_path(const char *schema, const char *table_name, const char *co
 bool
 domi_allow_drop_names(const char *schema, const char *table, const char *name)
 {
-	return allow_drop_names_path(schema, table, name);
+	return guard_allow_drop_names_path(schema, table, name);
 }
 
 bool
@@ -381,7 +345,7 @@ domi_allow_drop_set_but_not_locally(void)
 static bool
 allow_drop_names(const GuardHit *hit)
 {
-	return allow_drop_names_path(hit->schema, hit->table, hit->column);
+	return guard_allow_drop_names_path(hit->schema, hit->table, hit->column);
 }
 
 void
@@ -439,199 +403,10 @@ table_path(const GuardHit *hit)
 	return psprintf("%s.%s", hit->schema, hit->table);
 }
 
-static const char *
-command_name(CommandTag tag)
+const char *
+guard_command_name(CommandTag tag)
 {
 	return GetCommandTagName(tag);
-}
-
-/* ---------------------------------------------------------------------
- * Registry access
- * ---------------------------------------------------------------------
- */
-
-static Oid
-registry_relid(void)
-{
-	Oid			nsp = get_namespace_oid(REGISTRY_SCHEMA, true);
-
-	if (!OidIsValid(nsp))
-		return InvalidOid;
-	return get_relname_relid(REGISTRY_TABLE, nsp);
-}
-
-/*
- * Connect to SPI as the registry's owner with search_path pinned.  Returns
- * false, connecting nothing, when there is no registry: the extension is
- * being created or dropped, and nothing can be protected.  Errors need no
- * cleanup: (sub)transaction abort restores the user and the settings.
- */
-static bool
-registry_open(RegistryAccess *access)
-{
-	Oid			relid = registry_relid();
-	HeapTuple	tuple;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		return false;
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		return false;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-
-	domi_spi_connect_as(owner, access);
-	return true;
-}
-
-static void
-registry_close(RegistryAccess *access)
-{
-	domi_spi_finish_as(access);
-}
-
-/*
- * Every registry statement is planned once per backend and kept: DDL that
- * touches no protected column must stay cheap (bench/guard).  A kept plan is
- * re-planned by the plan cache when the registry is dropped and re-created
- * (DROP and CREATE EXTENSION), and search_path is always the pinned one.
- */
-#define MAX_REGISTRY_PLANS 16
-
-typedef struct RegistryPlan
-{
-	const char *sql;
-	SPIPlanPtr	plan;
-} RegistryPlan;
-
-static RegistryPlan registry_plans[MAX_REGISTRY_PLANS];
-static int	registry_plan_count = 0;
-
-static SPIPlanPtr
-registry_plan(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan;
-	int			i;
-
-	for (i = 0; i < registry_plan_count; i++)
-	{
-		if (registry_plans[i].sql == sql || strcmp(registry_plans[i].sql, sql) == 0)
-			return registry_plans[i].plan;
-	}
-	plan = SPI_prepare(sql, nargs, types);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare drop guard registry query: %s",
-			 SPI_result_code_string(SPI_result));
-	if (registry_plan_count == MAX_REGISTRY_PLANS)
-		return plan;			/* not kept: freed with the SPI context */
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not keep drop guard registry query");
-	registry_plans[registry_plan_count].sql = sql;
-	registry_plans[registry_plan_count].plan = plan;
-	registry_plan_count++;
-	return plan;
-}
-
-/*
- * Run with the latest snapshot, not the transaction's: under REPEATABLE READ
- * a protection committed after the transaction began must still stop its
- * DROP, as PostgreSQL's own catalog checks see the latest state.
- */
-static void
-registry_execute(const char *sql, int nargs, Oid *types, Datum *values,
-				 int expected)
-{
-	int			ret = SPI_execute_snapshot(registry_plan(sql, nargs, types), values, NULL,
-										   GetLatestSnapshot(), InvalidSnapshot,
-										   false, true, 0);
-
-	if (ret != expected)
-		elog(ERROR, "drop guard registry query failed: %s", SPI_result_code_string(ret));
-}
-
-static char *
-spi_text(int row, int col)
-{
-	char	   *value = SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
-
-	if (value == NULL)
-		elog(ERROR, "unexpected NULL in drop guard registry query");
-	return value;
-}
-
-static Datum
-spi_datum(int row, int col)
-{
-	bool		isnull;
-	Datum		value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
-
-	if (isnull)
-		elog(ERROR, "unexpected NULL in drop guard registry query");
-	return value;
-}
-
-/*
- * Hits from the current SPI result, whose first four columns are relid,
- * schema, table and column.  Allocated in the SPI procedure context, which
- * lives until registry_close.
- */
-static List *
-hits_from_result(GuardAction action)
-{
-	List	   *hits = NIL;
-	uint64		row;
-
-	for (row = 0; row < SPI_processed; row++)
-	{
-		GuardHit   *hit = palloc0(sizeof(GuardHit));
-
-		hit->action = action;
-		hit->relid = DatumGetObjectId(spi_datum(row, 1));
-		hit->schema = spi_text(row, 2);
-		hit->table = spi_text(row, 3);
-		hit->column = spi_text(row, 4);
-		hits = lappend(hits, hit);
-	}
-	return hits;
-}
-
-/* After an allowed statement, the registry follows what it did. */
-static void
-registry_follow(const GuardHit *hit)
-{
-	Oid			types[4] = {OIDOID, NAMEOID, OIDOID, INT4OID};
-	Datum		values[4];
-
-	values[0] = ObjectIdGetDatum(hit->relid);
-	values[1] = DirectFunctionCall1(namein, CStringGetDatum(hit->column));
-	switch (hit->action)
-	{
-		case GUARD_DROP:
-		case GUARD_VANISHED:
-			registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
-							 2, types, values, SPI_OK_DELETE);
-			break;
-		case GUARD_REWRITE:
-		case GUARD_DROP_FIELD:
-			/* Same type: nothing to record. */
-			break;
-		case GUARD_RETYPE:
-			values[2] = ObjectIdGetDatum(hit->new_type);
-			values[3] = Int32GetDatum(hit->new_typmod);
-			registry_execute("UPDATE domi._protected_columns SET typ = $3, typmod = $4 WHERE tbl = $1 AND col = $2",
-							 4, types, values, SPI_OK_UPDATE);
-			break;
-		case GUARD_RENAME:
-			types[2] = NAMEOID;
-			values[2] = DirectFunctionCall1(namein, CStringGetDatum(hit->new_name));
-			registry_execute("UPDATE domi._protected_columns SET col = $3 WHERE tbl = $1 AND col = $2",
-							 3, types, values, SPI_OK_UPDATE);
-			break;
-		case GUARD_UNGUARD:
-			/* The registry goes with the extension. */
-			break;
-	}
 }
 
 /* ---------------------------------------------------------------------
@@ -714,8 +489,8 @@ allow_drop_value_for(List *hits)
 }
 
 /* Say why a session-level domi.allow_drop did not count. */
-static void
-append_not_local_note(StringInfo detail)
+void
+guard_append_not_local_note(StringInfo detail)
 {
 	if (allow_drop_has_value() && !allow_drop_set_locally())
 		appendStringInfoString(detail, " domi.allow_drop is set, but not with SET LOCAL in this transaction: only that counts.");
@@ -732,13 +507,13 @@ report_refusal(List *hits, List *refused, CommandTag tag)
 		appendStringInfoString(&detail, "The column is protected with domi.protect_column(), but the table has no column of that name any more (it was renamed or dropped while the guard's event triggers were disabled).");
 	else if (list_length(refused) == 1)
 		appendStringInfo(&detail, "The column is protected with domi.protect_column(), and %s would %s.",
-						 command_name(tag), action_effect(first->action));
+						 guard_command_name(tag), action_effect(first->action));
 	else
 	{
 		ListCell   *lc;
 
 		appendStringInfo(&detail, "%s would affect %d protected columns:",
-						 command_name(tag), list_length(refused));
+						 guard_command_name(tag), list_length(refused));
 		foreach(lc, refused)
 		{
 			const GuardHit *hit = lfirst(lc);
@@ -749,7 +524,7 @@ report_refusal(List *hits, List *refused, CommandTag tag)
 		}
 		appendStringInfoChar(&detail, '.');
 	}
-	append_not_local_note(&detail);
+	guard_append_not_local_note(&detail);
 
 	switch (first->action)
 	{
@@ -822,7 +597,7 @@ report_override(const GuardHit *hit, CommandTag tag, Oid caller)
 			(errmsg("protected column \"%s\" of table \"%s\" %s under domi.allow_drop",
 					hit->column, table_path(hit), what),
 			 errdetail("Role \"%s\" ran %s with SET LOCAL domi.allow_drop naming %s.",
-					   role, command_name(tag), column_path(hit))));
+					   role, guard_command_name(tag), column_path(hit))));
 	ereport(NOTICE,
 			(errmsg("protected column \"%s\" of table \"%s\" %s under domi.allow_drop",
 					hit->column, table_path(hit), what)));
@@ -830,9 +605,9 @@ report_override(const GuardHit *hit, CommandTag tag, Oid caller)
 
 /*
  * Refuse the statement unless the transaction allowed every hit; if it did,
- * log each and bring the registry up to date.  Runs inside registry_open.
+ * log each and bring the registry up to date.  Runs inside guard_registry_open.
  */
-static void
+void
 guard_enforce(List *hits, CommandTag tag, const RegistryAccess *access)
 {
 	List	   *refused = NIL;
@@ -849,12 +624,12 @@ guard_enforce(List *hits, CommandTag tag, const RegistryAccess *access)
 	foreach(lc, hits)
 	{
 		report_override(lfirst(lc), tag, access->saved_userid);
-		registry_follow(lfirst(lc));
+		guard_registry_follow(lfirst(lc));
 	}
 }
 
-static EventTriggerData *
-event_trigger_data(FunctionCallInfo fcinfo, const char *event)
+EventTriggerData *
+guard_event_trigger_data(FunctionCallInfo fcinfo, const char *event)
 {
 	EventTriggerData *trigdata;
 
@@ -870,762 +645,3 @@ event_trigger_data(FunctionCallInfo fcinfo, const char *event)
 	return trigdata;
 }
 
-/* ---------------------------------------------------------------------
- * Event triggers
- * ---------------------------------------------------------------------
- */
-
-/*
- * sql_drop: protected columns among the dropped objects.  A dropped table
- * takes all its protected columns; a dropped column is matched by name
- * (address_names is schema, table, column), as its catalog row is gone.
- *
- * A registry name can be stale: the column was renamed while the guard's
- * triggers were disabled.  Matching by name alone would then let the column
- * drop unseen, so when any column of a table with such a protection drops,
- * the protection is reported as lost (the last output column), as the ALTER
- * TABLE check does.
- */
-static const char *const dropped_protected_sql =
-"SELECT r.tbl::oid, d.address_names[1], d.address_names[2], r.col::text,"
-"       bool_and(d.objsubid <> 0 AND d.address_names[3] <> r.col::text)"
-"  FROM pg_event_trigger_dropped_objects() d"
-"  JOIN domi._protected_columns r ON r.tbl = d.objid"
-" WHERE d.classid = 'pg_class'::regclass"
-"   AND (d.objsubid = 0 OR d.address_names[3] = r.col::text"
-"        OR NOT EXISTS (SELECT FROM pg_attribute a"
-"                        WHERE a.attrelid = r.tbl AND a.attname = r.col AND NOT a.attisdropped))"
-" GROUP BY 1, 2, 3, 4"
-" ORDER BY 2, 3, 4";
-
-/*
- * sql_drop, the other way to lose a protected column's data: an attribute
- * dropped from a composite type (ALTER TYPE ... DROP ATTRIBUTE, or ALTER
- * TABLE ... DROP COLUMN of a table whose row type is used as a column type)
- * takes that part of every value of each column made of the type, directly
- * or through arrays, domains, ranges and other composite types.  PostgreSQL
- * allows it (it refuses only to change an attribute's type).
- *
- * The users of a type are found in pg_depend, the way PostgreSQL finds them
- * before such a type change: a column depends on its type; an array, domain,
- * range or multirange on its element, base, subtype or range.  Walked in C
- * through the index, because every DROP COLUMN of every table comes here and
- * almost always finds only the row type's array type, with no users.
- */
-static const char *const dropped_column_relations_sql =
-"SELECT DISTINCT objid FROM pg_event_trigger_dropped_objects()"
-" WHERE classid = 'pg_class'::regclass AND objsubid <> 0";
-
-/* The columns (relids and attnums) made of typid, at any depth. */
-static void
-columns_made_of(Oid typid, List **relids, List **attnums)
-{
-	Relation	depend = table_open(DependRelationId, AccessShareLock);
-	List	   *types = list_make1_oid(typid);
-	ListCell   *lc;
-
-	/* The list grows as we go, and lists each type once. */
-	foreach(lc, types)
-	{
-		ScanKeyData key[2];
-		SysScanDesc scan;
-		HeapTuple	tuple;
-
-		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
-					F_OIDEQ, ObjectIdGetDatum(TypeRelationId));
-		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
-					F_OIDEQ, ObjectIdGetDatum(lfirst_oid(lc)));
-		scan = systable_beginscan(depend, DependReferenceIndexId, true, NULL, 2, key);
-		while (HeapTupleIsValid(tuple = systable_getnext(scan)))
-		{
-			Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tuple);
-
-			if (dep->classid == TypeRelationId)
-				types = list_append_unique_oid(types, dep->objid);
-			else if (dep->classid == RelationRelationId && dep->objsubid > 0)
-			{
-				Oid			rowtype = get_rel_type_id(dep->objid);
-
-				*relids = lappend_oid(*relids, dep->objid);
-				*attnums = lappend_int(*attnums, dep->objsubid);
-				/* A composite type or table made of it is a user too. */
-				if (OidIsValid(rowtype))
-					types = list_append_unique_oid(types, rowtype);
-			}
-		}
-		systable_endscan(scan);
-	}
-	table_close(depend, AccessShareLock);
-}
-
-static Datum
-int2_array(List *ints)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(ints), 1));
-	ListCell   *lc;
-	int			n = 0;
-
-	foreach(lc, ints)
-		elems[n++] = Int16GetDatum((int16) lfirst_int(lc));
-	return PointerGetDatum(construct_array(elems, n, INT2OID, sizeof(int16), true, TYPALIGN_SHORT));
-}
-
-static Datum
-oid_array(List *oids)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(oids), 1));
-	ListCell   *lc;
-	int			n = 0;
-
-	foreach(lc, oids)
-		elems[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	return PointerGetDatum(construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
-}
-
-/* Protected columns that lose part of their values: GUARD_DROP_FIELD hits. */
-static List *
-narrowed_protected_columns(void)
-{
-	List	   *dropped_from = NIL;
-	List	   *relids = NIL;
-	List	   *attnums = NIL;
-	ListCell   *lc;
-	uint64		row;
-	Oid			types[2] = {OIDARRAYOID, INT2ARRAYOID};
-	Datum		values[2];
-
-	registry_execute(dropped_column_relations_sql, 0, NULL, NULL, SPI_OK_SELECT);
-	for (row = 0; row < SPI_processed; row++)
-		dropped_from = lappend_oid(dropped_from, DatumGetObjectId(spi_datum(row, 1)));
-	foreach(lc, dropped_from)
-	{
-		Oid			rowtype = get_rel_type_id(lfirst_oid(lc));
-
-		if (OidIsValid(rowtype))
-			columns_made_of(rowtype, &relids, &attnums);
-	}
-	if (relids == NIL)
-		return NIL;
-
-	values[0] = oid_array(relids);
-	values[1] = int2_array(attnums);
-	registry_execute("SELECT DISTINCT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
-					 "  FROM unnest($1, $2) u(rel, att)"
-					 "  JOIN pg_attribute a ON a.attrelid = u.rel AND a.attnum = u.att AND NOT a.attisdropped"
-					 "  JOIN domi._protected_columns r ON r.tbl = a.attrelid AND r.col = a.attname"
-					 "  JOIN pg_class c ON c.oid = r.tbl"
-					 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
-					 " ORDER BY 2, 3, 4",
-					 2, types, values, SPI_OK_SELECT);
-	return hits_from_result(GUARD_DROP_FIELD);
-}
-
-Datum
-domi_guard_sql_drop(PG_FUNCTION_ARGS)
-{
-	EventTriggerData *trigdata = event_trigger_data(fcinfo, "sql_drop");
-	RegistryAccess access;
-	List	   *hits;
-	ListCell   *lc;
-	int			row = 0;
-
-	if (!registry_open(&access))
-		PG_RETURN_VOID();
-	registry_execute(dropped_protected_sql, 0, NULL, NULL, SPI_OK_SELECT);
-	hits = hits_from_result(GUARD_DROP);
-	foreach(lc, hits)
-	{
-		if (DatumGetBool(spi_datum(row++, 5)))
-			((GuardHit *) lfirst(lc))->action = GUARD_VANISHED;
-	}
-	hits = list_concat(hits, narrowed_protected_columns());
-	guard_enforce(hits, trigdata->tag, &access);
-	registry_close(&access);
-	PG_RETURN_VOID();
-}
-
-/* The new name when the statement is a rename of this column. */
-static char *
-renamed_to(Node *parsetree, const char *column)
-{
-	RenameStmt *stmt;
-
-	if (parsetree == NULL || !IsA(parsetree, RenameStmt))
-		return NULL;
-	stmt = (RenameStmt *) parsetree;
-	if ((stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_ATTRIBUTE) ||
-		stmt->subname == NULL || strcmp(stmt->subname, column) != 0)
-		return NULL;
-	return pstrdup(stmt->newname);
-}
-
-/* Add the typed tables of a composite type (ALTER TYPE ... CASCADE reaches them). */
-static List *
-add_typed_tables(List *relids, Oid typid)
-{
-	Oid			types[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(typid)};
-	uint64		row;
-
-	registry_execute("SELECT oid FROM pg_class WHERE reloftype = $1", 1, types, values, SPI_OK_SELECT);
-	for (row = 0; row < SPI_processed; row++)
-		relids = list_append_unique_oid(relids, DatumGetObjectId(spi_datum(row, 1)));
-	return relids;
-}
-
-/*
- * The tables an ALTER TABLE / ALTER TYPE touched: the ones it reports, their
- * inheritance children and partitions (ALTER TABLE recurses into them and
- * reports only the table it was given), and the typed tables of an altered
- * composite type.  The statement holds its locks on all of them.
- */
-static List *
-touched_tables(void)
-{
-	List	   *reported = NIL;
-	List	   *relids = NIL;
-	ListCell   *lc;
-	uint64		row;
-
-	registry_execute("SELECT classid, objid FROM pg_event_trigger_ddl_commands()",
-					 0, NULL, NULL, SPI_OK_SELECT);
-	for (row = 0; row < SPI_processed; row++)
-	{
-		ObjectAddress *address = palloc(sizeof(ObjectAddress));
-
-		address->classId = DatumGetObjectId(spi_datum(row, 1));
-		address->objectId = DatumGetObjectId(spi_datum(row, 2));
-		address->objectSubId = 0;
-		reported = lappend(reported, address);
-	}
-	foreach(lc, reported)
-	{
-		ObjectAddress *address = lfirst(lc);
-
-		if (address->classId == TypeRelationId)
-			relids = add_typed_tables(relids, address->objectId);
-		else if (address->classId != RelationRelationId)
-			continue;
-		else if (get_rel_relkind(address->objectId) == RELKIND_COMPOSITE_TYPE)
-			relids = add_typed_tables(relids, get_rel_type_id(address->objectId));
-		else
-			relids = list_append_unique_oid(relids, address->objectId);
-	}
-	foreach(lc, relids)
-	{
-		/* The list grows as we go: children of typed tables are covered too. */
-		relids = list_concat_unique_oid(relids,
-										find_all_inheritors(lfirst_oid(lc), NoLock, NULL));
-	}
-	return relids;
-}
-
-
-/*
- * The columns that an ALTER TABLE rewrites with ALTER COLUMN ... TYPE ...
- * USING.  Kept apart because USING can replace every value (USING NULL)
- * while the type stays the same, so comparing types does not show it.
- */
-static List *
-columns_rewritten_by_using(Node *parsetree)
-{
-	List	   *columns = NIL;
-	ListCell   *lc;
-
-	if (parsetree == NULL || !IsA(parsetree, AlterTableStmt))
-		return NIL;
-	foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
-	{
-		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
-
-		if (cmd->subtype == AT_AlterColumnType && cmd->name != NULL &&
-			cmd->def != NULL && IsA(cmd->def, ColumnDef) &&
-			((ColumnDef *) cmd->def)->raw_default != NULL)
-			columns = lappend(columns, cmd->name);
-	}
-	return columns;
-}
-
-static bool
-name_in_list(List *names, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, names)
-	{
-		if (strcmp(lfirst(lc), name) == 0)
-			return true;
-	}
-	return false;
-}
-
-/*
- * A protected column of a touched table, compared with its catalog entry:
- * a hit when its name is gone (renamed, if the statement renamed it), its
- * type or type modifier is not the recorded one, or the statement rewrote
- * it with USING.  NULL when all is well.
- */
-static GuardHit *
-check_protected_column(Oid relid, const char *column, Oid typid, int32 typmod,
-					   Node *parsetree, List *using_columns)
-{
-	HeapTuple	tuple = SearchSysCacheAttName(relid, column);
-	GuardHit   *hit;
-
-	if (HeapTupleIsValid(tuple))
-	{
-		Form_pg_attribute att = (Form_pg_attribute) GETSTRUCT(tuple);
-		bool		same = att->atttypid == typid && att->atttypmod == typmod;
-		bool		rewritten = name_in_list(using_columns, column);
-
-		hit = (same && !rewritten) ? NULL : palloc0(sizeof(GuardHit));
-		if (hit)
-		{
-			hit->action = same ? GUARD_REWRITE : GUARD_RETYPE;
-			hit->new_type = att->atttypid;
-			hit->new_typmod = att->atttypmod;
-		}
-		ReleaseSysCache(tuple);
-		if (hit == NULL)
-			return NULL;
-	}
-	else
-	{
-		hit = palloc0(sizeof(GuardHit));
-		hit->new_name = renamed_to(parsetree, column);
-		hit->action = hit->new_name ? GUARD_RENAME : GUARD_VANISHED;
-	}
-	hit->relid = relid;
-	hit->schema = get_namespace_name(get_rel_namespace(relid));
-	hit->table = get_rel_name(relid);
-	hit->column = pstrdup(column);
-	return hit;
-}
-
-/*
- * ddl_command_end of ALTER TABLE / ALTER TYPE: the protected columns of every
- * touched table must keep their name and their recorded type.  Comparing
- * states catches a change however it was written (USING, a typed table's
- * ALTER TYPE, a rename of an inherited column).
- */
-Datum
-domi_guard_ddl_end(PG_FUNCTION_ARGS)
-{
-	EventTriggerData *trigdata = event_trigger_data(fcinfo, "ddl_command_end");
-	RegistryAccess access;
-	List	   *relids;
-	List	   *hits = NIL;
-	List	   *using_columns = columns_rewritten_by_using(trigdata->parsetree);
-	Oid			types[1] = {OIDARRAYOID};
-	Datum		values[1];
-	uint64		row;
-
-	if (!registry_open(&access))
-		PG_RETURN_VOID();
-	relids = touched_tables();
-	if (relids != NIL)
-	{
-		values[0] = oid_array(relids);
-		registry_execute("SELECT tbl::oid, col::text, typ::oid, typmod FROM domi._protected_columns"
-						 " WHERE tbl = ANY ($1) ORDER BY tbl, col",
-						 1, types, values, SPI_OK_SELECT);
-		for (row = 0; row < SPI_processed; row++)
-		{
-			GuardHit   *hit = check_protected_column(DatumGetObjectId(spi_datum(row, 1)),
-													 spi_text(row, 2),
-													 DatumGetObjectId(spi_datum(row, 3)),
-													 DatumGetInt32(spi_datum(row, 4)),
-													 trigdata->parsetree,
-													 using_columns);
-
-			if (hit)
-				hits = lappend(hits, hit);
-		}
-	}
-	guard_enforce(hits, trigdata->tag, &access);
-	registry_close(&access);
-	PG_RETURN_VOID();
-}
-
-static bool
-names_domi(List *names)
-{
-	ListCell   *lc;
-
-	foreach(lc, names)
-	{
-		if (strcmp(strVal(lfirst(lc)), REGISTRY_SCHEMA) == 0)
-			return true;
-	}
-	return false;
-}
-
-/*
- * The roles of DROP OWNED BY, resolved as the caller: CURRENT_USER must mean
- * the caller, not the registry's owner we later act as.
- */
-static List *
-drop_owned_roles(Node *parsetree)
-{
-	List	   *roles = NIL;
-	ListCell   *lc;
-
-	if (parsetree == NULL || !IsA(parsetree, DropOwnedStmt))
-		return NIL;
-	foreach(lc, ((DropOwnedStmt *) parsetree)->roles)
-		roles = lappend_oid(roles, get_rolespec_oid(lfirst(lc), true));
-	return roles;
-}
-
-/*
- * Does DROP EXTENSION ... CASCADE of these extensions take domi with it?  It
- * does when one of domi's objects depends on an object of one of them (its
- * PL/pgSQL functions on plpgsql's language), or domi requires one of them,
- * directly or through the extensions they require: PostgreSQL then drops
- * the whole of domi, guard included, and no sql_drop trigger of domi's is
- * left to see it.
- */
-static const char *const extensions_domi_needs_sql =
-"WITH RECURSIVE needs(ext) AS ("
-"    SELECT x.refobjid FROM pg_extension e"
-"      JOIN pg_depend m ON m.refclassid = 'pg_extension'::regclass AND m.refobjid = e.oid AND m.deptype = 'e'"
-"      JOIN pg_depend d ON d.classid = m.classid AND d.objid = m.objid AND d.deptype = 'n'"
-"      JOIN pg_depend x ON x.classid = d.refclassid AND x.objid = d.refobjid AND x.deptype = 'e'"
-"     WHERE e.extname = 'domi'"
-"  UNION"
-"    SELECT r.refobjid FROM pg_extension e"
-"      JOIN pg_depend r ON r.classid = 'pg_extension'::regclass AND r.objid = e.oid"
-"       AND r.refclassid = 'pg_extension'::regclass AND r.deptype = 'n'"
-"     WHERE e.extname = 'domi'"
-"  UNION"
-"    SELECT r.refobjid FROM needs n"
-"      JOIN pg_depend r ON r.classid = 'pg_extension'::regclass AND r.objid = n.ext"
-"       AND r.refclassid = 'pg_extension'::regclass AND r.deptype = 'n')"
-"SELECT FROM needs WHERE ext = ANY ($1)";
-
-static bool
-cascades_to_domi(List *names)
-{
-	List	   *extensions = NIL;
-	ListCell   *lc;
-	Oid			types[1] = {OIDARRAYOID};
-	Datum		values[1];
-
-	foreach(lc, names)
-	{
-		Oid			ext = get_extension_oid(strVal(lfirst(lc)), true);
-
-		if (OidIsValid(ext))
-			extensions = lappend_oid(extensions, ext);
-	}
-	if (extensions == NIL)
-		return false;
-	values[0] = oid_array(extensions);
-	registry_execute(extensions_domi_needs_sql, 1, types, values, SPI_OK_SELECT);
-	return SPI_processed > 0;
-}
-
-/*
- * Would this statement drop the extension, and with it the guard?  DROP
- * OWNED BY drops it when the role owns the extension, or owns its schema
- * (a schema domi made before CREATE EXTENSION) and the statement cascades.
- */
-static bool
-drops_the_guard(Node *parsetree, List *owned_by)
-{
-	Oid			types[2] = {OIDOID, BOOLOID};
-	ListCell   *lc;
-
-	if (parsetree != NULL && IsA(parsetree, DropStmt))
-	{
-		DropStmt   *stmt = (DropStmt *) parsetree;
-
-		/* The extension and its schema are both called domi. */
-		if ((stmt->removeType == OBJECT_EXTENSION ||
-			 stmt->removeType == OBJECT_SCHEMA) && names_domi(stmt->objects))
-			return true;
-		return stmt->removeType == OBJECT_EXTENSION && stmt->behavior == DROP_CASCADE &&
-			cascades_to_domi(stmt->objects);
-	}
-	foreach(lc, owned_by)
-	{
-		bool		cascade = ((DropOwnedStmt *) parsetree)->behavior == DROP_CASCADE;
-		Datum		values[2] = {ObjectIdGetDatum(lfirst_oid(lc)), BoolGetDatum(cascade)};
-
-		registry_execute("SELECT FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace"
-						 " WHERE e.extname = 'domi' AND (e.extowner = $1 OR (n.nspowner = $1 AND $2))",
-						 2, types, values, SPI_OK_SELECT);
-		if (SPI_processed > 0)
-			return true;
-	}
-	return false;
-}
-
-/*
- * The keys in domi.tenant_keys that are not destroyed, read as the registry's
- * owner (inside registry_open): the keyring goes with the extension, and with
- * it every value encrypted under them.  No root key is needed to count them.
- */
-static int64
-live_tenant_keys(void)
-{
-	if (!OidIsValid(get_relname_relid(KEYRING_TABLE, get_namespace_oid(REGISTRY_SCHEMA, false))))
-		return 0;
-	registry_execute("SELECT count(*) FROM domi.tenant_keys WHERE state <> 'destroyed'",
-					 0, NULL, NULL, SPI_OK_SELECT);
-	return DatumGetInt64(spi_datum(0, 1));
-}
-
-/*
- * Before the keyring's refusal tells how many keys are live: a caller who
- * may not drop what the statement names gets PostgreSQL's own permission
- * error, and learns nothing of the keyring (the checks DROP itself makes
- * later, made first).
- */
-static void
-check_may_drop(Node *parsetree, List *owned_by, Oid caller)
-{
-	ListCell   *lc;
-
-	if (parsetree != NULL && IsA(parsetree, DropStmt))
-	{
-		DropStmt   *stmt = (DropStmt *) parsetree;
-
-		foreach(lc, stmt->objects)
-		{
-			const char *name;
-			Oid			oid;
-
-			if (!IsA(lfirst(lc), String))
-				continue;
-			name = strVal(lfirst(lc));
-			if (stmt->removeType == OBJECT_EXTENSION &&
-				OidIsValid(oid = get_extension_oid(name, true)) &&
-				!pg_extension_ownercheck(oid, caller))
-				aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_EXTENSION, name);
-			if (stmt->removeType == OBJECT_SCHEMA &&
-				OidIsValid(oid = get_namespace_oid(name, true)) &&
-				!pg_namespace_ownercheck(oid, caller))
-				aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_SCHEMA, name);
-		}
-	}
-	foreach(lc, owned_by)
-		if (OidIsValid(lfirst_oid(lc)) && !has_privs_of_role(caller, lfirst_oid(lc)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to drop objects")));
-}
-
-static void
-refuse_keyring_drop(int64 keys, CommandTag tag)
-{
-	StringInfoData detail;
-
-	initStringInfo(&detail);
-	appendStringInfo(&detail, "%s would drop domi.tenant_keys with the extension, and no copy of its keys is kept.",
-					 command_name(tag));
-	append_not_local_note(&detail);
-	ereport(ERROR,
-			(errcode(DOMI_ERRCODE_PROTECTED_COLUMN),
-			 errmsg_plural("cannot drop extension \"domi\": it would destroy %lld tenant key and make the data encrypted under it unreadable",
-						   "cannot drop extension \"domi\": it would destroy %lld tenant keys and make the data encrypted under them unreadable",
-						   keys, (long long) keys),
-			 errdetail_internal("%s", detail.data),
-			 errhint("Dump them first (pg_dump keeps them: domi.tenant_keys is an extension configuration table), "
-					 "destroy them on purpose with domi.destroy_tenant_keys(), "
-					 "or SET LOCAL domi.allow_drop = 'domi.tenant_keys' in the same transaction.")));
-}
-
-static void
-report_keyring_override(int64 keys, CommandTag tag, Oid caller)
-{
-	const char *role = GetUserNameFromId(caller, false);
-
-	ereport(LOG_SERVER_ONLY,
-			(errmsg_plural("%lld tenant key destroyed with extension \"domi\" under domi.allow_drop",
-						   "%lld tenant keys destroyed with extension \"domi\" under domi.allow_drop",
-						   keys, (long long) keys),
-			 errdetail("Role \"%s\" ran %s with SET LOCAL domi.allow_drop naming domi.tenant_keys.",
-					   role, command_name(tag))));
-	ereport(NOTICE,
-			(errmsg_plural("%lld tenant key destroyed with extension \"domi\" under domi.allow_drop",
-						   "%lld tenant keys destroyed with extension \"domi\" under domi.allow_drop",
-						   keys, (long long) keys)));
-}
-
-Datum
-domi_guard_ddl_start(PG_FUNCTION_ARGS)
-{
-	EventTriggerData *trigdata = event_trigger_data(fcinfo, "ddl_command_start");
-	List	   *owned_by = drop_owned_roles(trigdata->parsetree);
-	RegistryAccess access;
-
-	if (!registry_open(&access))
-		PG_RETURN_VOID();
-	if (drops_the_guard(trigdata->parsetree, owned_by))
-	{
-		int64		keys;
-
-		check_may_drop(trigdata->parsetree, owned_by, access.saved_userid);
-		keys = live_tenant_keys();
-
-		if (keys > 0 && !allow_drop_names_path(REGISTRY_SCHEMA, KEYRING_TABLE, ""))
-			refuse_keyring_drop(keys, trigdata->tag);
-		registry_execute("SELECT r.tbl::oid, n.nspname::text, c.relname::text, r.col::text"
-						 "  FROM domi._protected_columns r"
-						 "  JOIN pg_class c ON c.oid = r.tbl"
-						 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
-						 " ORDER BY 2, 3, 4",
-						 0, NULL, NULL, SPI_OK_SELECT);
-		guard_enforce(hits_from_result(GUARD_UNGUARD), trigdata->tag, &access);
-		if (keys > 0)
-			report_keyring_override(keys, trigdata->tag, access.saved_userid);
-	}
-	registry_close(&access);
-	PG_RETURN_VOID();
-}
-
-/* ---------------------------------------------------------------------
- * domi.protect_column and domi.unprotect_column
- * ---------------------------------------------------------------------
- */
-
-/*
- * The table behind a regclass argument, checked as the caller: it exists,
- * is a permanent ordinary or partitioned table, and the caller owns it.
- * Locked against concurrent DROP and ALTER until the transaction ends.
- */
-static void
-check_protectable_table(FunctionCallInfo fcinfo, Oid *relid, char **schema, char **table)
-{
-	HeapTuple	tuple;
-	Form_pg_class form;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("table and column must not be NULL")));
-	*relid = PG_GETARG_OID(0);
-	LockRelationOid(*relid, AccessShareLock);
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(*relid));
-	if (!HeapTupleIsValid(tuple))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", *relid)));
-	form = (Form_pg_class) GETSTRUCT(tuple);
-	*schema = get_namespace_name(form->relnamespace);
-	*table = pstrdup(NameStr(form->relname));
-	if (form->relkind != RELKIND_RELATION && form->relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", quote_qualified_identifier(*schema, *table)),
-				 errdetail("Only columns of ordinary and partitioned tables can be protected.")));
-	if (form->relpersistence == RELPERSISTENCE_TEMP)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot protect a column of temporary table \"%s\"", NameStr(form->relname)),
-				 errdetail("Temporary tables are dropped at the end of their session without running event triggers.")));
-	if (!pg_class_ownercheck(*relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(form->relkind), *table);
-	ReleaseSysCache(tuple);
-}
-
-/*
- * Only a superuser's ALTER EXTENSION domi DROP TABLE and DROP TABLE of the
- * registry lead here: say so rather than fail as if it could not happen.
- */
-static void
-report_missing_registry(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("drop guard registry \"%s.%s\" does not exist", REGISTRY_SCHEMA, REGISTRY_TABLE),
-			 errhint("Reinstall the extension with DROP EXTENSION domi and CREATE EXTENSION domi.")));
-}
-
-/*
- * domi.protect_column(tbl regclass, col name) returns boolean
- *
- * True when the column became protected, false when it already was.
- */
-Datum
-domi_protect_column(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	char	   *schema;
-	char	   *table;
-	Name		column;
-	HeapTuple	atttuple;
-	Form_pg_attribute att;
-	Oid			types[5] = {OIDOID, NAMEOID, OIDOID, INT4OID, NAMEOID};
-	Datum		values[5];
-	RegistryAccess access;
-	bool		added;
-
-	check_protectable_table(fcinfo, &relid, &schema, &table);
-	column = PG_GETARG_NAME(1);
-	atttuple = SearchSysCacheAttName(relid, NameStr(*column));
-	if (!HeapTupleIsValid(atttuple))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						NameStr(*column), table)));
-	att = (Form_pg_attribute) GETSTRUCT(atttuple);
-	if (att->attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot protect system column \"%s\"", NameStr(*column))));
-
-	values[0] = ObjectIdGetDatum(relid);
-	values[1] = NameGetDatum(column);
-	values[2] = ObjectIdGetDatum(att->atttypid);
-	values[3] = Int32GetDatum(att->atttypmod);
-	values[4] = DirectFunctionCall1(namein,
-									CStringGetDatum(GetUserNameFromId(GetUserId(), false)));
-	ReleaseSysCache(atttuple);
-
-	if (!registry_open(&access))
-		report_missing_registry();
-	registry_execute("INSERT INTO domi._protected_columns (tbl, col, typ, typmod, protected_by)"
-					 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tbl, col) DO NOTHING",
-					 5, types, values, SPI_OK_INSERT);
-	added = SPI_processed > 0;
-	registry_close(&access);
-	PG_RETURN_BOOL(added);
-}
-
-/*
- * domi.unprotect_column(tbl regclass, col name) returns boolean
- *
- * True when a protection was removed, false when there was none.  The column
- * need not exist any more: a protection whose column was lost can be removed.
- */
-Datum
-domi_unprotect_column(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	char	   *schema;
-	char	   *table;
-	Oid			types[2] = {OIDOID, NAMEOID};
-	Datum		values[2];
-	RegistryAccess access;
-	bool		removed;
-
-	check_protectable_table(fcinfo, &relid, &schema, &table);
-	values[0] = ObjectIdGetDatum(relid);
-	values[1] = NameGetDatum(PG_GETARG_NAME(1));
-
-	if (!registry_open(&access))
-		report_missing_registry();
-	registry_execute("DELETE FROM domi._protected_columns WHERE tbl = $1 AND col = $2",
-					 2, types, values, SPI_OK_DELETE);
-	removed = SPI_processed > 0;
-	registry_close(&access);
-	if (removed)
-		ereport(LOG_SERVER_ONLY,
-				(errmsg("column \"%s\" of table \"%s.%s\" is no longer protected",
-						NameStr(*PG_GETARG_NAME(1)), schema, table),
-				 errdetail("Role \"%s\" ran domi.unprotect_column().",
-						   GetUserNameFromId(GetUserId(), false))));
-	PG_RETURN_BOOL(removed);
-}

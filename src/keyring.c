@@ -2,7 +2,8 @@
  * keyring.c
  *		Per-tenant data keys: stored wrapped in domi.tenant_keys, created on
  *		first use, rotated, retired and destroyed; cached unwrapped in each
- *		backend; and the SQL functions that encrypt and decrypt with them.
+ *		backend.  The SQL functions that encrypt and decrypt with them are in
+ *		keyring_sql.c.
  *
  * The table is readable by its owner (the extension owner) only.  The SQL
  * functions are C functions that application roles are granted; they read
@@ -48,18 +49,8 @@
 
 #include "citus.h"
 #include "domi.h"
-#include "keyring.h"
+#include "keyring_internal.h"
 
-PG_FUNCTION_INFO_V1(domi_encrypt);
-PG_FUNCTION_INFO_V1(domi_decrypt);
-PG_FUNCTION_INFO_V1(domi_encrypt_text);
-PG_FUNCTION_INFO_V1(domi_decrypt_text);
-PG_FUNCTION_INFO_V1(domi_rotate_tenant_key);
-PG_FUNCTION_INFO_V1(domi_retire_tenant_key);
-PG_FUNCTION_INFO_V1(domi_destroy_tenant_keys);
-PG_FUNCTION_INFO_V1(domi_import_tenant_key);
-PG_FUNCTION_INFO_V1(domi_rewrap_tenant_keys);
-PG_FUNCTION_INFO_V1(domi_root_key_info);
 PG_FUNCTION_INFO_V1(domi_keyring_changed);
 
 /* Unwrapped keys in one guarded arena; slot 0 is scratch for one-off keys. */
@@ -79,24 +70,7 @@ PG_FUNCTION_INFO_V1(domi_keyring_changed);
  */
 #define KEYRING_LOCK_FIELD4	100
 
-typedef enum KeyState
-{
-	KEY_ACTIVE,					/* encrypts and decrypts; one per tenant */
-	KEY_DECRYPT_ONLY,			/* decrypts: rotated away from, or imported */
-	KEY_RETIRED,				/* kept wrapped, opens nothing */
-	KEY_DESTROYED				/* the key is gone */
-} KeyState;
-
 static const char *const key_state_names[] = {"active", "decrypt_only", "retired", "destroyed"};
-
-/* One row of domi.tenant_keys, copied out of SPI. */
-typedef struct KeyRow
-{
-	int32		version;
-	KeyState	state;
-	bytea	   *wrapped;		/* NULL when destroyed */
-	bytea	   *fingerprint;
-} KeyRow;
 
 /* A tenant's decryptable keys in the cache: [0] is the active one if any. */
 typedef struct TenantKeyring
@@ -123,8 +97,8 @@ static Oid	tenant_keys_relid = InvalidOid;
  * ---------------------------------------------------------------------
  */
 
-static void
-cache_flush(void)
+void
+keyring_cache_flush(void)
 {
 	if (key_arena != NULL)
 		sodium_memzero(key_arena, (size_t) KEY_ARENA_SLOTS * DOMI_KEY_BYTES);
@@ -140,7 +114,7 @@ static void
 keyring_relcache_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == tenant_keys_relid)
-		cache_flush();
+		keyring_cache_flush();
 }
 
 static void
@@ -150,17 +124,17 @@ keyring_xact_callback(XactEvent event, void *arg)
 		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		 event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		 event == XACT_EVENT_PREPARE))
-		cache_flush();
+		keyring_cache_flush();
 }
 
-static unsigned char *
-arena_slot(int slot)
+unsigned char *
+keyring_arena_slot(int slot)
 {
 	return key_arena + (size_t) slot * DOMI_KEY_BYTES;
 }
 
-static void
-cache_prepare(void)
+void
+keyring_cache_prepare(void)
 {
 	if (key_arena == NULL)
 	{
@@ -191,18 +165,6 @@ cache_prepare(void)
  * ---------------------------------------------------------------------
  */
 
-typedef struct OwnerSpi
-{
-	DomiOwnerSpi as_owner;
-	MemoryContext caller_context;
-} OwnerSpi;
-
-char *
-domi_uuid_text(const pg_uuid_t *uuid)
-{
-	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(uuid)));
-}
-
 /* The owner of domi.tenant_keys; remembers the table's oid for the callback. */
 static Oid
 tenant_keys_owner(void)
@@ -229,8 +191,8 @@ tenant_keys_owner(void)
  * Connect to SPI and act as the table's owner with search_path pinned, for
  * our own queries only.  An error unwinds both with the (sub)transaction.
  */
-static void
-owner_spi_connect(OwnerSpi *spi)
+void
+keyring_owner_spi_connect(OwnerSpi *spi)
 {
 	Oid			owner = tenant_keys_owner();
 
@@ -238,8 +200,8 @@ owner_spi_connect(OwnerSpi *spi)
 	domi_spi_connect_as(owner, &spi->as_owner);
 }
 
-static void
-owner_spi_finish(OwnerSpi *spi)
+void
+keyring_owner_spi_finish(OwnerSpi *spi)
 {
 	domi_spi_finish_as(&spi->as_owner);
 }
@@ -253,9 +215,9 @@ owner_spi_finish(OwnerSpi *spi)
  * just gave its first key).  A parallel worker may take no new snapshot;
  * it reads with the query's.
  */
-static int
-owner_spi_run(const char *sql, int nargs, Oid *types, Datum *values,
-			  const char *nulls, int expected)
+int
+keyring_owner_spi_run(const char *sql, int nargs, Oid *types, Datum *values,
+					  const char *nulls, int expected)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
 	int			rc;
@@ -274,8 +236,8 @@ owner_spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 	return rc;
 }
 
-static KeyState
-parse_key_state(const char *name)
+KeyState
+keyring_parse_key_state(const char *name)
 {
 	int			i;
 
@@ -290,8 +252,8 @@ parse_key_state(const char *name)
 	return KEY_DESTROYED;		/* keep the compiler quiet */
 }
 
-static bytea *
-copy_bytea_column(HeapTuple tuple, TupleDesc desc, int column, MemoryContext context)
+bytea *
+keyring_copy_bytea_column(HeapTuple tuple, TupleDesc desc, int column, MemoryContext context)
 {
 	bool		isnull;
 	Datum		value = SPI_getbinval(tuple, desc, column, &isnull);
@@ -320,13 +282,13 @@ fetch_key_rows(const pg_uuid_t *tenant, bool retired_only, int *nrows)
 	KeyRow	   *rows;
 	uint64		i;
 
-	owner_spi_connect(&spi);
+	keyring_owner_spi_connect(&spi);
 	/* On a Citus worker this runs inside a query on a shard. */
 	domi_citus_allow_nested_read();
-	owner_spi_run("SELECT version, state, wrapped, root_fingerprint FROM domi.tenant_keys"
-				  " WHERE tenant = $1 AND (NOT $2 OR state = 'retired')"
-				  " ORDER BY version DESC",
-				  2, types, values, NULL, SPI_OK_SELECT);
+	keyring_owner_spi_run("SELECT version, state, wrapped, root_fingerprint FROM domi.tenant_keys"
+						  " WHERE tenant = $1 AND (NOT $2 OR state = 'retired')"
+						  " ORDER BY version DESC",
+						  2, types, values, NULL, SPI_OK_SELECT);
 	rows = MemoryContextAllocZero(spi.caller_context, sizeof(KeyRow) * (SPI_processed + 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -335,12 +297,12 @@ fetch_key_rows(const pg_uuid_t *tenant, bool retired_only, int *nrows)
 		bool		isnull;
 
 		rows[i].version = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
-		rows[i].state = parse_key_state(SPI_getvalue(tuple, desc, 2));
-		rows[i].wrapped = copy_bytea_column(tuple, desc, 3, spi.caller_context);
-		rows[i].fingerprint = copy_bytea_column(tuple, desc, 4, spi.caller_context);
+		rows[i].state = keyring_parse_key_state(SPI_getvalue(tuple, desc, 2));
+		rows[i].wrapped = keyring_copy_bytea_column(tuple, desc, 3, spi.caller_context);
+		rows[i].fingerprint = keyring_copy_bytea_column(tuple, desc, 4, spi.caller_context);
 	}
 	*nrows = (int) SPI_processed;
-	owner_spi_finish(&spi);
+	keyring_owner_spi_finish(&spi);
 	return rows;
 }
 
@@ -349,8 +311,8 @@ fetch_key_rows(const pg_uuid_t *tenant, bool retired_only, int *nrows)
  * does not have, or a wrapped key that does not authenticate for its
  * tenant and version, is an error that names which.
  */
-static void
-unwrap_row(unsigned char *key, const KeyRow *row, const pg_uuid_t *tenant)
+void
+keyring_unwrap_row(unsigned char *key, const KeyRow *row, const pg_uuid_t *tenant)
 {
 	const unsigned char *fingerprint;
 	Size		fingerprint_len;
@@ -395,7 +357,7 @@ cache_add_key(TenantKeyring *kr, const KeyRow *row, const pg_uuid_t *tenant)
 {
 	int			slot = arena_used++;
 
-	unwrap_row(arena_slot(slot), row, tenant);
+	keyring_unwrap_row(keyring_arena_slot(slot), row, tenant);
 	kr->versions[kr->nkeys] = row->version;
 	kr->slots[kr->nkeys++] = slot;
 	if (row->state == KEY_ACTIVE)
@@ -423,11 +385,11 @@ cache_load(const pg_uuid_t *tenant)
 				 errhint("Re-key its values and retire old versions.")));
 
 	/* No SPI from here on: an invalidation cannot flush us half-way. */
-	cache_prepare();
+	keyring_cache_prepare();
 	if (arena_used + ndecryptable > KEY_ARENA_SLOTS ||
 		hash_get_num_entries(cache) >= KEY_CACHE_TENANTS)
-		cache_flush();
-	cache_prepare();
+		keyring_cache_flush();
+	keyring_cache_prepare();
 
 	kr = hash_search(cache, tenant, HASH_ENTER, &found);
 	kr->has_rows = nrows > 0;
@@ -450,7 +412,7 @@ cache_load(const pg_uuid_t *tenant)
 	PG_CATCH();
 	{
 		/* A half-built entry must not stay behind. */
-		cache_flush();
+		keyring_cache_flush();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -490,8 +452,8 @@ cache_lookup(const pg_uuid_t *tenant)
  * ---------------------------------------------------------------------
  */
 
-static void
-report_destroyed(const pg_uuid_t *tenant)
+void
+keyring_report_destroyed(const pg_uuid_t *tenant)
 {
 	ereport(ERROR,
 			(errcode(DOMI_ERRCODE_KEYRING_STATE),
@@ -500,8 +462,8 @@ report_destroyed(const pg_uuid_t *tenant)
 }
 
 /* Serialize key creation and rotation for one tenant until transaction end. */
-static void
-lock_tenant_keys(const pg_uuid_t *tenant)
+void
+keyring_lock_tenant_keys(const pg_uuid_t *tenant)
 {
 	LOCKTAG		tag;
 	uint32		words[3];
@@ -510,13 +472,6 @@ lock_tenant_keys(const pg_uuid_t *tenant)
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, words[0] ^ words[2], words[1], KEYRING_LOCK_FIELD4);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
-
-typedef struct TenantSummary
-{
-	int32		max_version;
-	bool		has_active;
-	bool		destroyed;
-} TenantSummary;
 
 /* Under the tenant lock: its newest version and what state it is in. */
 static TenantSummary
@@ -529,10 +484,10 @@ tenant_summary(const pg_uuid_t *tenant)
 	HeapTuple	tuple;
 	TupleDesc	desc;
 
-	owner_spi_run("SELECT coalesce(max(version), 0), coalesce(bool_or(state = 'active'), false),"
-				  " coalesce(bool_or(state = 'destroyed'), false)"
-				  " FROM domi.tenant_keys WHERE tenant = $1",
-				  1, types, values, NULL, SPI_OK_SELECT);
+	keyring_owner_spi_run("SELECT coalesce(max(version), 0), coalesce(bool_or(state = 'active'), false),"
+						  " coalesce(bool_or(state = 'destroyed'), false)"
+						  " FROM domi.tenant_keys WHERE tenant = $1",
+						  1, types, values, NULL, SPI_OK_SELECT);
 	tuple = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	summary.max_version = DatumGetInt32(SPI_getbinval(tuple, desc, 1, &isnull));
@@ -541,8 +496,8 @@ tenant_summary(const pg_uuid_t *tenant)
 	return summary;
 }
 
-static bytea *
-fingerprint_to_bytea(const unsigned char *fingerprint)
+bytea *
+keyring_fingerprint_to_bytea(const unsigned char *fingerprint)
 {
 	bytea	   *value = palloc(VARHDRSZ + DOMI_FINGERPRINT_BYTES);
 
@@ -552,8 +507,8 @@ fingerprint_to_bytea(const unsigned char *fingerprint)
 }
 
 /* key wrapped for tenant and version under the current root key */
-static bytea *
-wrap_to_bytea(const unsigned char *key, const pg_uuid_t *tenant, int32 version)
+bytea *
+keyring_wrap_to_bytea(const unsigned char *key, const pg_uuid_t *tenant, int32 version)
 {
 	bytea	   *wrapped = palloc(VARHDRSZ + DOMI_WRAPPED_KEY_BYTES);
 
@@ -568,8 +523,8 @@ wrap_to_bytea(const unsigned char *key, const pg_uuid_t *tenant, int32 version)
  * and keys made now would be wrapped by it.  The index on root_fingerprint
  * makes the two ranges around the current fingerprint cheap to scan.
  */
-static void
-check_no_foreign_root(void)
+void
+keyring_check_no_foreign_root(void)
 {
 	const unsigned char *current = domi_root_fingerprint(false);
 	const unsigned char *previous = domi_root_fingerprint(true);
@@ -577,12 +532,12 @@ check_no_foreign_root(void)
 	Datum		values[2];
 	char		nulls[2] = {' ', previous ? ' ' : 'n'};
 
-	values[0] = PointerGetDatum(fingerprint_to_bytea(current));
-	values[1] = previous ? PointerGetDatum(fingerprint_to_bytea(previous)) : (Datum) 0;
-	owner_spi_run("SELECT tenant, version, root_fingerprint FROM domi.tenant_keys"
-				  " WHERE (root_fingerprint < $1 OR root_fingerprint > $1)"
-				  " AND root_fingerprint IS DISTINCT FROM $2 LIMIT 1",
-				  2, types, values, nulls, SPI_OK_SELECT);
+	values[0] = PointerGetDatum(keyring_fingerprint_to_bytea(current));
+	values[1] = previous ? PointerGetDatum(keyring_fingerprint_to_bytea(previous)) : (Datum) 0;
+	keyring_owner_spi_run("SELECT tenant, version, root_fingerprint FROM domi.tenant_keys"
+						  " WHERE (root_fingerprint < $1 OR root_fingerprint > $1)"
+						  " AND root_fingerprint IS DISTINCT FROM $2 LIMIT 1",
+						  2, types, values, nulls, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[0];
@@ -599,9 +554,9 @@ check_no_foreign_root(void)
 }
 
 /* Wrap key for tenant and version and insert it in the given state. */
-static void
-insert_key(const pg_uuid_t *tenant, int32 version, KeyState state,
-		   const unsigned char *key)
+void
+keyring_insert_key(const pg_uuid_t *tenant, int32 version, KeyState state,
+				   const unsigned char *key)
 {
 	Oid			types[5] = {UUIDOID, INT4OID, TEXTOID, BYTEAOID, BYTEAOID};
 	Datum		values[5];
@@ -609,11 +564,11 @@ insert_key(const pg_uuid_t *tenant, int32 version, KeyState state,
 	values[0] = UUIDPGetDatum(tenant);
 	values[1] = Int32GetDatum(version);
 	values[2] = CStringGetTextDatum(key_state_names[state]);
-	values[3] = PointerGetDatum(wrap_to_bytea(key, tenant, version));
-	values[4] = PointerGetDatum(fingerprint_to_bytea(domi_root_fingerprint(false)));
-	owner_spi_run("INSERT INTO domi.tenant_keys (tenant, version, state, wrapped, root_fingerprint)"
-				  " VALUES ($1, $2, $3, $4, $5)",
-				  5, types, values, NULL, SPI_OK_INSERT);
+	values[3] = PointerGetDatum(keyring_wrap_to_bytea(key, tenant, version));
+	values[4] = PointerGetDatum(keyring_fingerprint_to_bytea(domi_root_fingerprint(false)));
+	keyring_owner_spi_run("INSERT INTO domi.tenant_keys (tenant, version, state, wrapped, root_fingerprint)"
+						  " VALUES ($1, $2, $3, $4, $5)",
+						  5, types, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -621,17 +576,17 @@ insert_key(const pg_uuid_t *tenant, int32 version, KeyState state,
  * owner, under the tenant's lock, refusing a destroyed tenant.  Returns what
  * the tenant has now.
  */
-static TenantSummary
-begin_adding_version(OwnerSpi *spi, const pg_uuid_t *tenant)
+TenantSummary
+keyring_begin_adding_version(OwnerSpi *spi, const pg_uuid_t *tenant)
 {
 	TenantSummary summary;
 
 	domi_require_root_key();
-	owner_spi_connect(spi);
-	lock_tenant_keys(tenant);
+	keyring_owner_spi_connect(spi);
+	keyring_lock_tenant_keys(tenant);
 	summary = tenant_summary(tenant);
 	if (summary.destroyed)
-		report_destroyed(tenant);
+		keyring_report_destroyed(tenant);
 	/* A tenant's first key: only for a tenant that exists, by a role allowed to. */
 	if (summary.max_version == 0)
 		domi_check_first_key(tenant, spi->as_owner.saved_userid);
@@ -644,8 +599,8 @@ begin_adding_version(OwnerSpi *spi, const pg_uuid_t *tenant)
  * session made an active key first (first use).  Returns the active
  * version.
  */
-static int32
-add_active_key(const pg_uuid_t *tenant, bool only_if_none)
+int32
+keyring_add_active_key(const pg_uuid_t *tenant, bool only_if_none)
 {
 	OwnerSpi	spi;
 	TenantSummary summary;
@@ -653,34 +608,34 @@ add_active_key(const pg_uuid_t *tenant, bool only_if_none)
 	Oid			types[1] = {UUIDOID};
 	Datum		values[1] = {UUIDPGetDatum(tenant)};
 
-	summary = begin_adding_version(&spi, tenant);
+	summary = keyring_begin_adding_version(&spi, tenant);
 	if (only_if_none && summary.has_active)
 	{
-		owner_spi_finish(&spi);
-		cache_flush();
+		keyring_owner_spi_finish(&spi);
+		keyring_cache_flush();
 		return summary.max_version;
 	}
-	check_no_foreign_root();
+	keyring_check_no_foreign_root();
 	if (summary.has_active)
-		owner_spi_run("UPDATE domi.tenant_keys SET state = 'decrypt_only', changed_at = now()"
-					  " WHERE tenant = $1 AND state = 'active'",
-					  1, types, values, NULL, SPI_OK_UPDATE);
+		keyring_owner_spi_run("UPDATE domi.tenant_keys SET state = 'decrypt_only', changed_at = now()"
+							  " WHERE tenant = $1 AND state = 'active'",
+							  1, types, values, NULL, SPI_OK_UPDATE);
 
-	cache_prepare();
-	key = arena_slot(0);
+	keyring_cache_prepare();
+	key = keyring_arena_slot(0);
 	domi_random_bytes(key, DOMI_KEY_BYTES);
 	PG_TRY();
 	{
-		insert_key(tenant, summary.max_version + 1, KEY_ACTIVE, key);
+		keyring_insert_key(tenant, summary.max_version + 1, KEY_ACTIVE, key);
 	}
 	PG_FINALLY();
 	{
 		sodium_memzero(key, DOMI_KEY_BYTES);
 	}
 	PG_END_TRY();
-	owner_spi_finish(&spi);
+	keyring_owner_spi_finish(&spi);
 	/* Our own invalidation arrives at the next command; do not wait for it. */
-	cache_flush();
+	keyring_cache_flush();
 	return summary.max_version + 1;
 }
 
@@ -691,15 +646,15 @@ domi_keyring_active_key(const pg_uuid_t *tenant)
 	TenantKeyring *kr = cache_lookup(tenant);
 
 	if (kr->destroyed)
-		report_destroyed(tenant);
+		keyring_report_destroyed(tenant);
 	if (!kr->has_active)
 	{
-		(void) add_active_key(tenant, true);
+		(void) keyring_add_active_key(tenant, true);
 		kr = cache_lookup(tenant);
 		if (!kr->has_active)
 			elog(ERROR, "tenant key was created but is not visible");
 	}
-	return arena_slot(kr->slots[0]);
+	return keyring_arena_slot(kr->slots[0]);
 }
 
 /* Were the tenant's keys destroyed (crypto-shredded)? */
@@ -727,13 +682,13 @@ report_unopenable(const char *box, Size boxlen, const pg_uuid_t *tenant)
 	unsigned char *scratch = palloc(boxlen - DOMI_BOX_OVERHEAD + 1);
 	int			i;
 
-	cache_prepare();
-	key = arena_slot(0);
+	keyring_cache_prepare();
+	key = keyring_arena_slot(0);
 	for (i = 0; i < nrows; i++)
 	{
 		bool		opens;
 
-		unwrap_row(key, &rows[i], tenant);
+		keyring_unwrap_row(key, &rows[i], tenant);
 		opens = domi_open_raw(scratch, (const unsigned char *) box, boxlen, key);
 		sodium_memzero(key, DOMI_KEY_BYTES);
 		if (opens)
@@ -768,7 +723,7 @@ domi_keyring_open(const char *box, Size boxlen, const pg_uuid_t *tenant,
 	int			i;
 
 	if (kr->destroyed)
-		report_destroyed(tenant);
+		keyring_report_destroyed(tenant);
 	if (!kr->has_rows)
 	{
 		/*
@@ -787,7 +742,7 @@ domi_keyring_open(const char *box, Size boxlen, const pg_uuid_t *tenant,
 	if (boxlen < DOMI_BOX_OVERHEAD)
 	{
 		/* domi_open reports a short box before it looks at the key. */
-		(void) domi_open(box, boxlen, arena_slot(kr->nkeys > 0 ? kr->slots[0] : 0));
+		(void) domi_open(box, boxlen, keyring_arena_slot(kr->nkeys > 0 ? kr->slots[0] : 0));
 	}
 
 	plain = palloc(VARHDRSZ + boxlen - DOMI_BOX_OVERHEAD);
@@ -795,7 +750,7 @@ domi_keyring_open(const char *box, Size boxlen, const pg_uuid_t *tenant,
 	for (i = 0; i < kr->nkeys; i++)
 	{
 		if (domi_open_raw((unsigned char *) VARDATA(plain), (const unsigned char *) box,
-						  boxlen, arena_slot(kr->slots[i])))
+						  boxlen, keyring_arena_slot(kr->slots[i])))
 		{
 			*under_active = (i == 0 && kr->has_active);
 			return plain;
@@ -804,403 +759,6 @@ domi_keyring_open(const char *box, Size boxlen, const pg_uuid_t *tenant,
 	pfree(plain);
 	report_unopenable(box, boxlen, tenant);
 	return NULL;				/* not reached */
-}
-
-/* ---------------------------------------------------------------------
- * SQL functions
- * ---------------------------------------------------------------------
- */
-
-/*
- * The tenant argument at position argno, or the current tenant for the
- * forms without one.
- */
-static const pg_uuid_t *
-tenant_argument(FunctionCallInfo fcinfo, int argno)
-{
-	if (PG_NARGS() <= argno)
-		return domi_required_tenant();
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(DOMI_ERRCODE_NULL_ARGUMENT),
-				 errmsg("tenant must not be null")));
-	return PG_GETARG_UUID_P(argno);
-}
-
-static bytea *
-keyring_seal(const char *msg, Size len, const pg_uuid_t *tenant)
-{
-	return domi_seal(msg, len, domi_keyring_active_key(tenant));
-}
-
-static bytea *
-keyring_open_datum(FunctionCallInfo fcinfo)
-{
-	bytea	   *box = PG_GETARG_BYTEA_PP(0);
-	bool		under_active;
-
-	return domi_keyring_open(VARDATA_ANY(box), VARSIZE_ANY_EXHDR(box),
-							 tenant_argument(fcinfo, 1), &under_active);
-}
-
-/* domi.encrypt(plaintext bytea [, tenant uuid]) returns bytea */
-Datum
-domi_encrypt(PG_FUNCTION_ARGS)
-{
-	bytea	   *plaintext;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	plaintext = PG_GETARG_BYTEA_PP(0);
-	PG_RETURN_BYTEA_P(keyring_seal(VARDATA_ANY(plaintext), VARSIZE_ANY_EXHDR(plaintext),
-								   tenant_argument(fcinfo, 1)));
-}
-
-/* domi.decrypt(box bytea [, tenant uuid]) returns bytea */
-Datum
-domi_decrypt(PG_FUNCTION_ARGS)
-{
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	PG_RETURN_BYTEA_P(keyring_open_datum(fcinfo));
-}
-
-/* domi.encrypt_text(plaintext text [, tenant uuid]) returns bytea */
-Datum
-domi_encrypt_text(PG_FUNCTION_ARGS)
-{
-	Size		len;
-	const char *utf8;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	utf8 = domi_text_to_utf8(PG_GETARG_TEXT_PP(0), &len);
-	PG_RETURN_BYTEA_P(keyring_seal(utf8, len, tenant_argument(fcinfo, 1)));
-}
-
-/* domi.decrypt_text(box bytea [, tenant uuid]) returns text */
-Datum
-domi_decrypt_text(PG_FUNCTION_ARGS)
-{
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(domi_utf8_to_text(keyring_open_datum(fcinfo)));
-}
-
-/* domi.rotate_tenant_key(tenant uuid) returns int: the new active version */
-Datum
-domi_rotate_tenant_key(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32(add_active_key(tenant_argument(fcinfo, 0), false));
-}
-
-/*
- * The key row of a retirement, read as the table's owner (with the tenant's
- * lock and a row lock when lock): its state, whether this transaction
- * demoted it (rotated away from it), and its wrapped key.
- */
-static KeyState
-read_retiring_row(const pg_uuid_t *tenant, int32 version, bool lock, KeyRow *row,
-				  bool *demoted_here)
-{
-	OwnerSpi	spi;
-	Oid			types[2] = {UUIDOID, INT4OID};
-	Datum		values[2] = {UUIDPGetDatum(tenant), Int32GetDatum(version)};
-	HeapTuple	tuple;
-	TupleDesc	desc;
-	char	   *xmin;
-
-	owner_spi_connect(&spi);
-	if (lock)
-		lock_tenant_keys(tenant);
-	owner_spi_run(lock ?
-				  "SELECT state, wrapped, root_fingerprint, xmin::text FROM domi.tenant_keys"
-				  " WHERE tenant = $1 AND version = $2 FOR UPDATE" :
-				  "SELECT state, wrapped, root_fingerprint, xmin::text FROM domi.tenant_keys"
-				  " WHERE tenant = $1 AND version = $2",
-				  2, types, values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(DOMI_ERRCODE_UNKNOWN_KEY),
-				 errmsg("tenant %s has no key version %d", domi_uuid_text(tenant), version)));
-	tuple = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	row->version = version;
-	row->state = parse_key_state(SPI_getvalue(tuple, desc, 1));
-	row->wrapped = copy_bytea_column(tuple, desc, 2, spi.caller_context);
-	row->fingerprint = copy_bytea_column(tuple, desc, 3, spi.caller_context);
-	xmin = SPI_getvalue(tuple, desc, 4);
-	*demoted_here = TransactionIdIsCurrentTransactionId((TransactionId) strtoul(xmin, NULL, 10));
-	owner_spi_finish(&spi);
-	if (row->state == KEY_ACTIVE)
-		ereport(ERROR,
-				(errcode(DOMI_ERRCODE_KEYRING_STATE),
-				 errmsg("cannot retire the active key version %d of tenant %s",
-						version, domi_uuid_text(tenant)),
-				 errdetail("New values are encrypted under it."),
-				 errhint("Call domi.rotate_tenant_key() first, then re-key with CALL domi.rekey().")));
-	if (row->state == KEY_DESTROYED)
-		report_destroyed(tenant);
-	return row->state;
-}
-
-/*
- * Refuse while a registered column holds a value of the tenant under the
- * version.  The key is unwrapped into guarded memory of its own: the arena
- * may be wiped by an invalidation while the columns are read.
- */
-static void
-check_version_unused(const pg_uuid_t *tenant, const KeyRow *row)
-{
-	List	   *columns = domi_registered_columns();
-	unsigned char *key;
-
-	if (columns == NIL)
-		return;
-	domi_require_root_key();
-	key = sodium_malloc(DOMI_KEY_BYTES);
-	if (key == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not allocate guarded memory for a tenant key")));
-	PG_TRY();
-	{
-		unwrap_row(key, row, tenant);
-		domi_check_no_values_under(columns, tenant, key, row->version);
-	}
-	PG_FINALLY();
-	{
-		sodium_free(key);
-	}
-	PG_END_TRY();
-}
-
-/*
- * domi.retire_tenant_key(tenant uuid, version int) returns void
- *
- * Retires a decrypt_only version only when no value can be left under it:
- * it waits until every transaction open when it started has ended (one may
- * commit a value sealed before the rotation), then refuses while a
- * registered column holds one of the tenant's values under the version
- * (that check needs the root key).  A version demoted in this very
- * transaction is refused: until the rotation commits, other sessions still
- * seal under it.
- */
-Datum
-domi_retire_tenant_key(PG_FUNCTION_ARGS)
-{
-	const pg_uuid_t *tenant = tenant_argument(fcinfo, 0);
-	int32		version;
-	OwnerSpi	spi;
-	Oid			types[2] = {UUIDOID, INT4OID};
-	Datum		values[2];
-	KeyRow		row;
-	bool		demoted_here;
-
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(DOMI_ERRCODE_NULL_ARGUMENT),
-				 errmsg("key version must not be null")));
-	version = PG_GETARG_INT32(1);
-	values[0] = UUIDPGetDatum(tenant);
-	values[1] = Int32GetDatum(version);
-
-	/* Errors and the no-op first, without waiting for anyone. */
-	if (read_retiring_row(tenant, version, false, &row, &demoted_here) == KEY_RETIRED)
-		PG_RETURN_VOID();
-	if (demoted_here)
-		ereport(ERROR,
-				(errcode(DOMI_ERRCODE_KEYRING_STATE),
-				 errmsg("cannot retire key version %d of tenant %s in the transaction that made it decrypt-only",
-						version, domi_uuid_text(tenant)),
-				 errdetail("Until the rotation commits, other sessions still encrypt under it."),
-				 errhint("Commit the rotation, re-key with CALL domi.rekey(), then retire.")));
-
-	domi_keyring_wait_for_older("retire_tenant_key");
-
-	if (read_retiring_row(tenant, version, true, &row, &demoted_here) == KEY_RETIRED)
-		PG_RETURN_VOID();
-	check_version_unused(tenant, &row);
-
-	owner_spi_connect(&spi);
-	owner_spi_run("UPDATE domi.tenant_keys SET state = 'retired', changed_at = now()"
-				  " WHERE tenant = $1 AND version = $2",
-				  2, types, values, NULL, SPI_OK_UPDATE);
-	owner_spi_finish(&spi);
-	cache_flush();
-	PG_RETURN_VOID();
-}
-
-/*
- * domi.destroy_tenant_keys(tenant uuid) returns int: versions destroyed
- *
- * Crypto-shredding.  The rows stay, without their keys, so that the tenant
- * is known as destroyed (nothing is encrypted for it again) and versions
- * are never reused.  Needs no root key.
- */
-Datum
-domi_destroy_tenant_keys(PG_FUNCTION_ARGS)
-{
-	const pg_uuid_t *tenant = tenant_argument(fcinfo, 0);
-	OwnerSpi	spi;
-	Oid			types[1] = {UUIDOID};
-	Datum		values[1] = {UUIDPGetDatum(tenant)};
-	int32		destroyed;
-
-	owner_spi_connect(&spi);
-	lock_tenant_keys(tenant);
-	owner_spi_run("UPDATE domi.tenant_keys SET state = 'destroyed', wrapped = NULL,"
-				  " root_fingerprint = NULL, changed_at = now()"
-				  " WHERE tenant = $1 AND state <> 'destroyed'",
-				  1, types, values, NULL, SPI_OK_UPDATE);
-	destroyed = (int32) SPI_processed;
-	owner_spi_finish(&spi);
-	cache_flush();
-	PG_RETURN_INT32(destroyed);
-}
-
-/*
- * domi.import_tenant_key(tenant uuid, key bytea) returns int: the version
- *
- * The move from one application-wide key to per-tenant keys: the old key
- * becomes a decrypt_only version of the tenant, so domi.decrypt opens the
- * values the application sealed with it, and CALL domi.rekey() rewrites
- * them under a fresh active key.  It is never used to encrypt.
- */
-Datum
-domi_import_tenant_key(PG_FUNCTION_ARGS)
-{
-	const pg_uuid_t *tenant = tenant_argument(fcinfo, 0);
-	const unsigned char *key;
-	OwnerSpi	spi;
-	TenantSummary summary;
-
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(DOMI_ERRCODE_NULL_ARGUMENT),
-				 errmsg("key must not be null")));
-	key = domi_key_from_bytea(PG_GETARG_BYTEA_PP(1));
-	summary = begin_adding_version(&spi, tenant);
-	check_no_foreign_root();
-	insert_key(tenant, summary.max_version + 1, KEY_DECRYPT_ONLY, key);
-	owner_spi_finish(&spi);
-	cache_flush();
-	PG_RETURN_INT32(summary.max_version + 1);
-}
-
-/*
- * domi.rewrap_tenant_keys() returns int: keys re-wrapped
- *
- * After a root key rotation: every key wrapped by the previous root key is
- * wrapped again by the current one.  Stored ciphertext is not touched (the
- * tenant keys do not change).  A key under neither root key is an error,
- * and then nothing changes.
- */
-Datum
-domi_rewrap_tenant_keys(PG_FUNCTION_ARGS)
-{
-	OwnerSpi	spi;
-	int			nrows;
-	int			i;
-	int32		rewrapped = 0;
-	unsigned char *key;
-	MemoryContext rows_context = CurrentMemoryContext;
-	pg_uuid_t  *tenants;
-	int32	   *versions;
-	bytea	  **wrapped;
-	bytea	  **fingerprints;
-
-	domi_require_root_key();
-	owner_spi_connect(&spi);
-	owner_spi_run("SELECT tenant, version, wrapped, root_fingerprint FROM domi.tenant_keys"
-				  " WHERE wrapped IS NOT NULL ORDER BY tenant, version FOR UPDATE",
-				  0, NULL, NULL, NULL, SPI_OK_SELECT);
-	nrows = (int) SPI_processed;
-	tenants = MemoryContextAlloc(rows_context, sizeof(pg_uuid_t) * (nrows + 1));
-	versions = MemoryContextAlloc(rows_context, sizeof(int32) * (nrows + 1));
-	wrapped = MemoryContextAlloc(rows_context, sizeof(bytea *) * (nrows + 1));
-	fingerprints = MemoryContextAlloc(rows_context, sizeof(bytea *) * (nrows + 1));
-	for (i = 0; i < nrows; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		tenants[i] = *DatumGetUUIDP(SPI_getbinval(tuple, desc, 1, &isnull));
-		versions[i] = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
-		wrapped[i] = copy_bytea_column(tuple, desc, 3, rows_context);
-		fingerprints[i] = copy_bytea_column(tuple, desc, 4, rows_context);
-	}
-
-	cache_prepare();
-	key = arena_slot(0);
-	for (i = 0; i < nrows; i++)
-	{
-		KeyRow		row = {versions[i], KEY_ACTIVE, wrapped[i], fingerprints[i]};
-
-		/* A row without a fingerprint (its CHECK dropped) errors in unwrap_row. */
-		if (fingerprints[i] != NULL &&
-			domi_root_match((const unsigned char *) VARDATA_ANY(fingerprints[i]),
-							VARSIZE_ANY_EXHDR(fingerprints[i])) == DOMI_ROOT_CURRENT)
-			continue;
-		PG_TRY();
-		{
-			Oid			types[4] = {UUIDOID, INT4OID, BYTEAOID, BYTEAOID};
-			Datum		values[4];
-
-			unwrap_row(key, &row, &tenants[i]);
-			values[0] = UUIDPGetDatum(&tenants[i]);
-			values[1] = Int32GetDatum(versions[i]);
-			values[2] = PointerGetDatum(wrap_to_bytea(key, &tenants[i], versions[i]));
-			values[3] = PointerGetDatum(fingerprint_to_bytea(domi_root_fingerprint(false)));
-			/* The same key, so the same state and stored values. */
-			owner_spi_run("UPDATE domi.tenant_keys SET wrapped = $3, root_fingerprint = $4"
-						  " WHERE tenant = $1 AND version = $2",
-						  4, types, values, NULL, SPI_OK_UPDATE);
-		}
-		PG_FINALLY();
-		{
-			sodium_memzero(key, DOMI_KEY_BYTES);
-		}
-		PG_END_TRY();
-		rewrapped++;
-	}
-	owner_spi_finish(&spi);
-	cache_flush();
-	PG_RETURN_INT32(rewrapped);
-}
-
-/*
- * domi._root_key_info() returns (loaded, fingerprint, problem,
- * previous_loaded, previous_fingerprint, previous_problem), for
- * domi.keyring_status(): fingerprints and reasons, never key bytes.
- */
-Datum
-domi_root_key_info(PG_FUNCTION_ARGS)
-{
-	TupleDesc	desc;
-	Datum		values[6];
-	bool		nulls[6] = {false};
-	int			i;
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	for (i = 0; i < 2; i++)
-	{
-		const unsigned char *fingerprint = domi_root_fingerprint(i == 1);
-		const char *problem = domi_root_key_problem(i == 1);
-
-		values[i * 3] = BoolGetDatum(fingerprint != NULL);
-		if (fingerprint != NULL)
-			values[i * 3 + 1] = PointerGetDatum(fingerprint_to_bytea(fingerprint));
-		else
-			nulls[i * 3 + 1] = true;
-		if (problem != NULL)
-			values[i * 3 + 2] = CStringGetTextDatum(problem);
-		else
-			nulls[i * 3 + 2] = true;
-	}
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
 /*

@@ -1,11 +1,13 @@
 /*
  * lineage.h
- *		Internal API of the migration-lineage checker: the manifest, string
- *		maps, JSON and hashing helpers (lineage.c), the findings and their
+ *		Internal API of the migration-lineage checker: the manifest (lineage.c),
+ *		string maps, JSON and hashing helpers (lineage_util.c), the findings and their
  *		bound (lineage_findings.c), the journal and snapshot readers
  *		(lineage_journal.c, lineage_snapshot.c) and the snapshot comparison
  *		(lineage_snapshot_diff.c), shared by the Drizzle checks
- *		(lineage_drizzle.c) and the Prisma checks (lineage_prisma.c).
+ *		(lineage_drizzle*.c) and the Prisma checks (lineage_prisma.c).
+ *		The checkers themselves are declared in lineage_checks.h, which only
+ *		the dispatcher (lineage.c) and they include: nothing here calls up.
  *
  * Everything here is allocated in the checker's per-call memory context,
  * which domi.lineage_check() deletes when it has returned its rows.
@@ -254,13 +256,5 @@ extern void lineage_require_columns(Oid relid, const char *kind,
 									const char *const *columns);
 extern List *lineage_read_rows(Oid relid, const char *columns, int ncolumns,
 							   const char *order_by);
-
-/* lineage_drizzle.c */
-extern void lineage_check_drizzle(LineageFindings *findings, Manifest *manifest,
-								  Oid table);
-
-/* lineage_prisma.c */
-extern void lineage_check_prisma(LineageFindings *findings, Manifest *manifest,
-								 Oid table);
 
 #endif							/* DOMI_LINEAGE_H */

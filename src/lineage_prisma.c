@@ -22,7 +22,7 @@
 
 #include "lib/stringinfo.h"
 
-#include "lineage.h"
+#include "lineage_checks.h"
 
 #define MIGRATION_SUFFIX	"/migration.sql"
 #define LOCK_FILE			"migration_lock.toml"

@@ -24,7 +24,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "keyring.h"
+#include "rootkey.h"
 
 /* Subkey ids under the KDF context; never reuse a number for another use. */
 #define KDF_CONTEXT			"domiroot"

@@ -32,12 +32,12 @@ LIBS="$PG_STATIC/libpgcommon.a $PG_STATIC/libpgport.a -lsodium -lm"
 
 # harness: the domi sources it links (a harness may also #include one).
 declare -A SOURCES=(
-	[journal]="lineage_journal lineage"
-	[snapshot]="lineage lineage_snapshot_diff"
+	[journal]="lineage_journal lineage_util"
+	[snapshot]="lineage_util lineage_snapshot_diff"
 	[uuid]=""
 	[secretbox]="crypto"
 	[wrapped_key]=""
-	[prisma]="lineage_prisma lineage lineage_findings"
+	[prisma]="lineage_prisma lineage_util lineage_findings"
 )
 # harness: functions of its domi sources that it replaces (made weak in its copy).
 declare -A REPLACES=(

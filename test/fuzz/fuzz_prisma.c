@@ -8,22 +8,22 @@
  * files (mod 32); then that many name, text pairs; the remaining parts, five
  * at a time, are rows (id, checksum, finished, migration_name,
  * rolled_back), a part "\x01" standing for NULL.  The table reads of
- * src/lineage.c (SPI) are replaced by these rows: the build weakens them in
- * lineage.o.  Beyond "no crash", every finding must name a migration and
- * carry a detail text.
+ * src/lineage_util.c (SPI) are replaced by these rows: the build weakens
+ * them in lineage_util.o.  Beyond "no crash", every finding must name a
+ * migration and carry a detail text.
  */
 #include "postgres.h"
 
 #include "nodes/pg_list.h"
 
 #include "pgshim.h"
-#include "../../src/lineage.h"
+#include "../../src/lineage_checks.h"
 
 #define ROW_COLUMNS 5
 
 static List *fuzz_rows = NIL;
 
-/* The table reads, in place of the SPI ones in lineage.c. */
+/* The table reads, in place of the SPI ones in lineage_util.c. */
 char *
 lineage_table_name(Oid relid)
 {

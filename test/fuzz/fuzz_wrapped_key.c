@@ -18,13 +18,6 @@
 
 #include "pgshim.h"
 
-/* Used by the error for a root key mismatch; never reached here. */
-char *
-domi_uuid_text(const pg_uuid_t *uuid)
-{
-	return pstrdup("00000000-0000-0000-0000-000000000000");
-}
-
 void
 domi_random_bytes(void *buf, size_t len)
 {
