@@ -35,6 +35,7 @@ OBJS = \
 	src/rls_guard.o \
 	src/citus.o \
 	src/sync.o \
+	src/sync_stamp.o \
 	src/sync_merge.o \
 	src/sync_feed.o
 
