@@ -68,6 +68,8 @@ typedef struct DomiOwnerSpi
 
 extern void domi_spi_connect_as(Oid owner, DomiOwnerSpi *spi);
 extern void domi_spi_finish_as(DomiOwnerSpi *spi);
+/* the owner of domi's table name, InvalidOid when it does not exist */
+extern Oid	domi_table_owner(const char *name, Oid *relid);
 
 /* keyring.c, rootkey.c: the root key and tenant keys (internal API in keyring.h) */
 extern void domi_keyring_init(void);

@@ -52,16 +52,6 @@ PG_FUNCTION_INFO_V1(domi_unprotect_column);
  * ---------------------------------------------------------------------
  */
 
-static Oid
-registry_relid(void)
-{
-	Oid			nsp = get_namespace_oid(REGISTRY_SCHEMA, true);
-
-	if (!OidIsValid(nsp))
-		return InvalidOid;
-	return get_relname_relid(REGISTRY_TABLE, nsp);
-}
-
 /*
  * Connect to SPI as the registry's owner with search_path pinned.  Returns
  * false, connecting nothing, when there is no registry: the extension is
@@ -71,18 +61,10 @@ registry_relid(void)
 bool
 guard_registry_open(RegistryAccess *access)
 {
-	Oid			relid = registry_relid();
-	HeapTuple	tuple;
-	Oid			owner;
+	Oid			owner = domi_table_owner(REGISTRY_TABLE, NULL);
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(owner))
 		return false;
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		return false;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-
 	domi_spi_connect_as(owner, access);
 	return true;
 }

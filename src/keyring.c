@@ -169,20 +169,14 @@ keyring_cache_prepare(void)
 static Oid
 tenant_keys_owner(void)
 {
-	Oid			relid = get_relname_relid("tenant_keys", get_namespace_oid("domi", false));
-	HeapTuple	tuple;
-	Oid			owner;
+	Oid			relid;
+	Oid			owner = domi_table_owner("tenant_keys", &relid);
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(owner))
 		ereport(ERROR,
 				(errcode(DOMI_ERRCODE_KEYRING_STATE),
 				 errmsg("the keyring table domi.tenant_keys does not exist"),
 				 errhint("Run ALTER EXTENSION domi UPDATE.")));
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
 	tenant_keys_relid = relid;
 	return owner;
 }

@@ -17,9 +17,14 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "domi.h"
 
@@ -43,4 +48,31 @@ domi_spi_finish_as(DomiOwnerSpi *spi)
 	SetUserIdAndSecContext(spi->saved_userid, spi->saved_sec_context);
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+}
+
+/*
+ * The owner of domi's table name (in the schema domi), whose rights domi's
+ * own queries on it run with; InvalidOid when the table does not exist (the
+ * extension is being created or dropped, or is older than the table).  Its
+ * oid goes to *relid when relid is not NULL.
+ */
+Oid
+domi_table_owner(const char *name, Oid *relid)
+{
+	Oid			nsp = get_namespace_oid("domi", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid(name, nsp) : InvalidOid;
+	Oid			owner = InvalidOid;
+	HeapTuple	tuple;
+
+	if (relid != NULL)
+		*relid = rel;
+	if (!OidIsValid(rel))
+		return InvalidOid;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(rel));
+	if (HeapTupleIsValid(tuple))
+	{
+		owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+	}
+	return owner;
 }

@@ -132,20 +132,13 @@ domi_wait_for_older_transactions(PG_FUNCTION_ARGS)
 static Oid
 registry_owner(void)
 {
-	Oid			relid = get_relname_relid("encrypted_columns", get_namespace_oid("domi", false));
-	HeapTuple	tuple;
-	Oid			owner;
+	Oid			owner = domi_table_owner("encrypted_columns", NULL);
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(owner))
 		ereport(ERROR,
 				(errcode(DOMI_ERRCODE_KEYRING_STATE),
 				 errmsg("the registry domi.encrypted_columns does not exist"),
 				 errhint("Run ALTER EXTENSION domi UPDATE.")));
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
 	return owner;
 }
 

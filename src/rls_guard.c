@@ -119,16 +119,6 @@ typedef struct IsolationHit
  * ---------------------------------------------------------------------
  */
 
-static Oid
-isolation_registry_relid(void)
-{
-	Oid			nsp = get_namespace_oid(ISOLATION_SCHEMA, true);
-
-	if (!OidIsValid(nsp))
-		return InvalidOid;
-	return get_relname_relid(ISOLATION_REGISTRY, nsp);
-}
-
 /*
  * SPI as the registry's owner.  False, connecting nothing, when there is no
  * registry: the extension is being created, dropped or is older than 0.3.0.
@@ -136,17 +126,10 @@ isolation_registry_relid(void)
 static bool
 isolation_registry_open(DomiOwnerSpi *access)
 {
-	Oid			relid = isolation_registry_relid();
-	HeapTuple	tuple;
-	Oid			owner;
+	Oid			owner = domi_table_owner(ISOLATION_REGISTRY, NULL);
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(owner))
 		return false;
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		return false;
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
 	domi_spi_connect_as(owner, access);
 	return true;
 }

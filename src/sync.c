@@ -871,7 +871,7 @@ domi_sync_latest_rows(PG_FUNCTION_ARGS)
 static void
 run_as_extension_owner(const char *function, Oid relid)
 {
-	Oid			registry = get_relname_relid("sync_tables", get_namespace_oid("domi", false));
+	Oid			owner = domi_table_owner("sync_tables", NULL);
 	DomiOwnerSpi spi;
 	Oid			argtypes[1] = {REGCLASSOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
@@ -885,7 +885,12 @@ run_as_extension_owner(const char *function, Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of table %s", get_rel_name(relid))));
-	domi_spi_connect_as(rel_owner(registry), &spi);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the registry domi.sync_tables does not exist"),
+				 errhint("Run ALTER EXTENSION domi UPDATE.")));
+	domi_spi_connect_as(owner, &spi);
 	rc = SPI_execute_with_args(psprintf("SELECT domi.%s($1)", function),
 							   1, argtypes, values, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
